@@ -1,0 +1,34 @@
+"""Search spaces for hps studies: schema, validation, presets, Optuna compiling.
+
+Imported by the server (to validate and sample) and by workers (to read
+params); it depends on neither.
+"""
+
+from search_spaces.compile import CompiledSpace, ParamsMismatch, compile_space
+from search_spaces.presets import UnknownPreset, list_presets, load_preset, resolve
+from search_spaces.schema import (
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    Param,
+    ParamValue,
+    SearchSpace,
+    SearchSpaceError,
+)
+
+__all__ = [
+    "CategoricalParam",
+    "CompiledSpace",
+    "FloatParam",
+    "IntParam",
+    "Param",
+    "ParamValue",
+    "ParamsMismatch",
+    "SearchSpace",
+    "SearchSpaceError",
+    "UnknownPreset",
+    "compile_space",
+    "list_presets",
+    "load_preset",
+    "resolve",
+]

@@ -1,0 +1,300 @@
+"""Compiling a search space to Optuna's define-by-run API.
+
+hps parameter names and values are what studies and workers see. Optuna's
+differ only for ``reverse_log`` floats: Optuna holds ``"1-" + name`` with the
+value ``1 - value`` on a log scale, so what Optuna stores (and what
+``optuna.load_study`` shows) really is log-distributed.
+"""
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import BaseTrial
+
+from search_spaces.presets import resolve
+from search_spaces.schema import (
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    Param,
+    ParamValue,
+    SearchSpace,
+)
+
+REVERSE_LOG_PREFIX = "1-"
+
+
+class ParamsMismatch(ValueError):
+    """Concrete params do not fit a compiled space; the message names the param."""
+
+
+@dataclass(frozen=True)
+class CompiledSpace:
+    """A resolved search space ready for Optuna. Build it with ``compile_space``.
+
+    ``params`` is in visiting order: declaration order, except that a parameter
+    named by another's ``when`` comes before it. ``conditions`` maps every
+    param name to its ``when`` (empty when unconditional). Grid spaces appear
+    as one categorical param per grid key. Both mappings are read-only.
+    """
+
+    space: SearchSpace
+    params: Mapping[str, Param]
+    conditions: Mapping[str, Mapping[str, tuple[ParamValue, ...]]]
+
+    def optuna_name(self, name: str) -> str:
+        """Return the name Optuna uses for hps param ``name`` (KeyError if unknown)."""
+        param = self.params[name]
+        if isinstance(param, FloatParam) and param.scale == "reverse_log":
+            return REVERSE_LOG_PREFIX + name
+        return name
+
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """Return every param's Optuna distribution, keyed by Optuna name."""
+        return {self.optuna_name(name): _distribution(param) for name, param in self.params.items()}
+
+    def suggest(self, trial: BaseTrial) -> dict[str, ParamValue]:
+        """Draw a configuration from ``trial``, define-by-run.
+
+        Suggests, in visiting order, only the params whose ``when`` holds for
+        the values already drawn. Returns hps names and values in that order.
+        """
+        values: dict[str, ParamValue] = {}
+        for name, param in self.params.items():
+            if self._holds(name, values):
+                values[name] = _suggest(trial, name, param)
+        return values
+
+    def decode(self, optuna_params: Mapping[str, Any]) -> dict[str, ParamValue]:
+        """Turn Optuna params (such as ``trial.params``) into hps params.
+
+        Raises ``ParamsMismatch`` for a name that is no param's Optuna name.
+        """
+        names = {self.optuna_name(name): name for name in self.params}
+        for key in optuna_params:
+            if key not in names:
+                raise ParamsMismatch(f"{key}: not a parameter of this search space")
+        result: dict[str, ParamValue] = {}
+        for key, name in names.items():
+            if key in optuna_params:
+                result[name] = _decode(self.params[name], optuna_params[key])
+        return result
+
+    def encode(self, params: Mapping[str, ParamValue]) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
+        """Turn hps params into Optuna values and distributions, keyed by Optuna name.
+
+        The result suits ``optuna.trial.create_trial``. Raises
+        ``ParamsMismatch`` when a param is unknown, a value lies outside its
+        range or choices, a param is given though its ``when`` does not hold,
+        or a param whose ``when`` holds is missing.
+        """
+        for name in params:
+            if name not in self.params:
+                raise ParamsMismatch(f"{name}: not a parameter of this search space")
+        values: dict[str, Any] = {}
+        distributions: dict[str, BaseDistribution] = {}
+        # Visiting order guarantees a param's parents were checked before it,
+        # so reading their values straight from ``params`` is safe.
+        for name, param in self.params.items():
+            active = self._holds(name, params)
+            if name not in params:
+                if active:
+                    raise ParamsMismatch(f"{name}: missing; {self._describe(name)}")
+                continue
+            if not active:
+                raise ParamsMismatch(
+                    f"{name}: given, but its condition does not hold ({self._describe(name)})"
+                )
+            key = self.optuna_name(name)
+            values[key] = _encode(name, param, params[name])
+            distributions[key] = _distribution(param)
+        return values, distributions
+
+    def grid_values(self) -> dict[str, list[Any]] | None:
+        """Return every param's values by Optuna name, for ``GridSampler``.
+
+        None when some param is continuous. Ignores ``when``; enumerates every
+        value, so check ``size()`` first for large discrete ranges.
+        """
+        grid: dict[str, list[Any]] = {}
+        for name, param in self.params.items():
+            values = _discrete_values(param)
+            if values is None:
+                return None
+            grid[self.optuna_name(name)] = values
+        return grid
+
+    def size(self) -> int | None:
+        """Return the number of configurations (the product of every param's
+        count of values, ignoring ``when``), or None if some param is continuous.
+        """
+        total = 1
+        for param in self.params.values():
+            count = _count(param)
+            if count is None:
+                return None
+            total *= count
+        return total
+
+    def _holds(self, name: str, values: Mapping[str, ParamValue]) -> bool:
+        return all(
+            parent in values and values[parent] in allowed
+            for parent, allowed in self.conditions[name].items()
+        )
+
+    def _describe(self, name: str) -> str:
+        condition = self.conditions[name]
+        if not condition:
+            return "it is always required"
+        parts = [f"{parent} in {list(allowed)!r}" for parent, allowed in condition.items()]
+        return "required when " + " and ".join(parts)
+
+
+def compile_space(space: SearchSpace) -> CompiledSpace:
+    """Resolve ``space``'s preset and compile it (see ``CompiledSpace``)."""
+    resolved = resolve(space)
+    params: dict[str, Param]
+    if resolved.grid is not None:
+        params = {
+            name: CategoricalParam(type="categorical", choices=list(values))
+            for name, values in resolved.grid.items()
+        }
+    else:
+        params = dict(resolved.params or {})
+    ordered = {name: params[name] for name in _visit_order(params)}
+    conditions = {
+        name: MappingProxyType({parent: tuple(allowed) for parent, allowed in (param.when or {}).items()})
+        for name, param in ordered.items()
+    }
+    return CompiledSpace(
+        space=resolved,
+        params=MappingProxyType(ordered),
+        conditions=MappingProxyType(conditions),
+    )
+
+
+def _visit_order(params: Mapping[str, Param]) -> list[str]:
+    """Declaration order, but each param's ``when`` parents placed just before it.
+
+    Relies on validation having rejected cycles.
+    """
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        for parent in params[name].when or {}:
+            visit(parent)
+        order.append(name)
+
+    for name in params:
+        visit(name)
+    return order
+
+
+def _distribution(param: Param) -> BaseDistribution:
+    if isinstance(param, CategoricalParam):
+        return CategoricalDistribution(param.choices)
+    if isinstance(param, IntParam):
+        return IntDistribution(param.low, param.high, log=param.scale == "log", step=param.step)
+    if param.scale == "reverse_log":
+        return FloatDistribution(1.0 - param.high, 1.0 - param.low, log=True)
+    return FloatDistribution(param.low, param.high, log=param.scale == "log", step=param.step)
+
+
+def _suggest(trial: BaseTrial, name: str, param: Param) -> ParamValue:
+    # Must stay in step with _distribution: Optuna rejects a param whose
+    # distribution changes between trials.
+    if isinstance(param, CategoricalParam):
+        return trial.suggest_categorical(name, param.choices)
+    if isinstance(param, IntParam):
+        log = param.scale == "log"
+        return trial.suggest_int(name, param.low, param.high, step=param.step, log=log)
+    if param.scale == "reverse_log":
+        drawn = trial.suggest_float(REVERSE_LOG_PREFIX + name, 1.0 - param.high, 1.0 - param.low, log=True)
+        return _from_reverse_log(param, drawn)
+    log = param.scale == "log"
+    return trial.suggest_float(name, param.low, param.high, step=param.step, log=log)
+
+
+def _from_reverse_log(param: FloatParam, drawn: float) -> float:
+    # 1 - (1 - x) can round one ulp past a bound; clamping keeps values in range.
+    return min(max(1.0 - drawn, param.low), param.high)
+
+
+def _decode(param: Param, value: Any) -> ParamValue:
+    if isinstance(param, FloatParam) and param.scale == "reverse_log":
+        return _from_reverse_log(param, float(value))
+    decoded: ParamValue = value
+    return decoded
+
+
+def _encode(name: str, param: Param, value: ParamValue) -> Any:
+    if isinstance(param, CategoricalParam):
+        for choice in param.choices:
+            # Return the choice itself, so Optuna stores its exact type even
+            # when the caller sent an equal value such as 1 for True.
+            if choice == value:
+                return choice
+        raise ParamsMismatch(f"{name}: {value!r} is not among the choices {param.choices!r}")
+    if isinstance(param, IntParam):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsMismatch(f"{name}: expected an integer, got {value!r}")
+        if not param.low <= value <= param.high or (value - param.low) % param.step:
+            raise ParamsMismatch(
+                f"{name}: {value} is outside [{param.low}, {param.high}] with step {param.step}"
+            )
+        return value
+    return _encode_float(name, param, value)
+
+
+def _encode_float(name: str, param: FloatParam, value: ParamValue) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ParamsMismatch(f"{name}: expected a number, got {value!r}")
+    if not math.isfinite(value) or not param.low <= value <= param.high:
+        raise ParamsMismatch(f"{name}: {value} is outside [{param.low}, {param.high}]")
+    if param.step is not None:
+        steps = (value - param.low) / param.step
+        # The same tolerance Optuna's FloatDistribution uses.
+        if abs(steps - round(steps)) >= 1e-8:
+            raise ParamsMismatch(
+                f"{name}: {value} is not low ({param.low}) plus a multiple of step ({param.step})"
+            )
+    if param.scale == "reverse_log":
+        return 1.0 - value
+    return float(value)
+
+
+def _count(param: Param) -> int | None:
+    if isinstance(param, CategoricalParam):
+        return len(param.choices)
+    if isinstance(param, IntParam):
+        return (param.high - param.low) // param.step + 1
+    if param.step is None:
+        return None
+    # Validation made high - low an exact multiple of step in decimal terms.
+    span = Decimal(str(param.high)) - Decimal(str(param.low))
+    return int(span / Decimal(str(param.step))) + 1
+
+
+def _discrete_values(param: Param) -> list[Any] | None:
+    if isinstance(param, CategoricalParam):
+        return list(param.choices)
+    if isinstance(param, IntParam):
+        return list(range(param.low, param.high + 1, param.step))
+    count = _count(param)
+    if param.step is None or count is None:
+        return None
+    # Decimal arithmetic gives 0.3 rather than 0.30000000000000004.
+    low, step = Decimal(str(param.low)), Decimal(str(param.step))
+    return [float(low + i * step) for i in range(count)]

@@ -1,0 +1,95 @@
+"""Named search spaces shipped as YAML package data, and preset resolution.
+
+Each ``presets/<name>.yaml`` holds ``description:`` plus ``params:`` or
+``grid:``. Files are read through ``importlib.resources`` so they work from a
+wheel or zip as well as from a checkout.
+"""
+
+import functools
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from search_spaces.schema import SearchSpace, SearchSpaceError, check_params
+
+_SUFFIX = ".yaml"
+
+
+class UnknownPreset(KeyError):
+    """No preset has the requested name; the message lists the known names."""
+
+    def __str__(self) -> str:
+        # KeyError's own __str__ would show the message in quotes.
+        return str(self.args[0])
+
+
+def list_presets() -> list[str]:
+    """Return the names of all shipped presets, sorted."""
+    return list(_preset_names())
+
+
+def load_preset(name: str) -> SearchSpace:
+    """Return the preset ``name`` as a validated space with params or a grid.
+
+    Raises ``UnknownPreset`` if there is no such preset.
+    """
+    if name not in _preset_names():
+        known = ", ".join(_preset_names())
+        raise UnknownPreset(f"unknown preset {name!r}; known presets: {known}")
+    # A deep copy, so a caller changing the returned dicts cannot change the
+    # cached preset for everybody else.
+    return _load(name).model_copy(deep=True)
+
+
+def resolve(space: SearchSpace) -> SearchSpace:
+    """Return ``space`` with its preset merged in: ``preset`` is None, and
+    exactly one of ``params`` or ``grid`` is set.
+
+    The space's own params add to, or replace by name, the preset's params; its
+    description, when given, replaces the preset's. Raises
+    ``SearchSpaceError`` (field ``"preset"``) for an unknown preset, and for
+    any rule the merged params break.
+    """
+    if space.preset is None:
+        return space
+    try:
+        preset = load_preset(space.preset)
+    except UnknownPreset as error:
+        raise SearchSpaceError("preset", str(error)) from error
+    description = space.description if space.description is not None else preset.description
+    if preset.grid is not None:
+        if space.params is not None:
+            raise SearchSpaceError(
+                "params",
+                f"preset {space.preset!r} is a grid, so params cannot be added to it",
+            )
+        return SearchSpace(description=description, grid=preset.grid)
+    # A validated preset without a grid has params.
+    merged = dict(preset.params or {})
+    merged.update(space.params or {})
+    # Checked here so the caller gets a SearchSpaceError rather than a
+    # ValidationError from building the merged space.
+    check_params(merged)
+    return SearchSpace(description=description, params=merged)
+
+
+@functools.cache
+def _preset_names() -> tuple[str, ...]:
+    directory = resources.files("search_spaces") / "presets"
+    names = (
+        entry.name.removesuffix(_SUFFIX)
+        for entry in directory.iterdir()
+        if entry.is_file() and entry.name.endswith(_SUFFIX)
+    )
+    return tuple(sorted(names))
+
+
+@functools.cache
+def _load(name: str) -> SearchSpace:
+    path = resources.files("search_spaces") / "presets" / f"{name}{_SUFFIX}"
+    data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    # A preset naming another preset could loop; presets are flat on purpose.
+    if not isinstance(data, dict) or "preset" in data:
+        raise ValueError(f"preset file {path.name} must be a mapping without 'preset'")
+    return SearchSpace.model_validate(data)

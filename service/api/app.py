@@ -1,0 +1,62 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.api.context import Hub
+from service.api.errors import install_error_handlers
+from service.api.routes import catalog, health, studies, trials
+from service.config import Settings
+from service.sampling import Sampling
+from service.store.database import Database
+from service.store.schema import prepare
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """An app serving API.md over the database in ``settings``. The database is prepared (SQLite
+    migrated, PostgreSQL checked) when the app starts, not when it is built."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = settings.resolved_database_url
+        prepare(url)
+        db = Database(
+            url,
+            busy_timeout_s=settings.sqlite_busy_timeout_seconds,
+            pool_size=settings.db_pool_size,
+        )
+        sampling = Sampling(url, engine_kwargs=_optuna_engine_kwargs(settings, url))
+        app.state.hub = Hub(settings=settings, db=db, sampling=sampling)
+        try:
+            yield
+        finally:
+            sampling.close()
+            db.dispose()
+
+    app = FastAPI(
+        title="hps",
+        version="1",
+        summary="Hyperparameter search for the optimizer of a fine-tuning run.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (studies.router, trials.router, catalog.router, health.router):
+        app.include_router(router)
+    return app
+
+
+def _optuna_engine_kwargs(settings: Settings, url: str) -> dict[str, object]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": settings.sqlite_busy_timeout_seconds}}
+    return {
+        "pool_pre_ping": True,
+        "pool_size": settings.db_pool_size,
+        "connect_args": {"connect_timeout": 5},
+    }

@@ -1,0 +1,32 @@
+"""What every route depends on: the process-wide objects (settings, database, sampling caches)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fastapi import Request
+
+from service.config import Settings
+from service.sampling import Sampling
+from service.store.database import Database
+
+
+@dataclass(frozen=True)
+class Hub:
+    """The objects one API process shares across requests."""
+
+    settings: Settings
+    db: Database
+    sampling: Sampling
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a trial lease lasts."""
+        return timedelta(seconds=self.settings.lease_seconds)
+
+
+def get_hub(request: Request) -> Hub:
+    """FastAPI dependency: the app's hub."""
+    hub: Hub = request.app.state.hub
+    return hub

@@ -1,0 +1,1 @@
+"""Routers, one per resource. Each route parses, calls one use case, renders the answer."""

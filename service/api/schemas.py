@@ -1,0 +1,209 @@
+"""HTTP request and response bodies (API.md), and their conversion from the use cases' read models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from search_spaces import ParamValue
+from service.trials import AskedTrial, ReportAnswer
+from service.views import StudyView, TrialView
+
+
+class Out(BaseModel):
+    """Response bodies: documented, no extra fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(Out):
+    """Every error answer."""
+
+    error: str = Field(description="A stable, machine-readable code.")
+    detail: str = Field(description="What is wrong, for a person.")
+    field: str | None = Field(description="The request field at fault, dotted, or null.")
+
+
+class CurvePoint(Out):
+    """One learning-curve point; non-finite values (a diverging run) are shown as null."""
+
+    step: int
+    value: float | None
+
+
+class TrialOut(Out):
+    """A trial (API.md)."""
+
+    number: int
+    state: str = Field(description="running, queued, complete, pruned, diverged or failed")
+    params: dict[str, ParamValue]
+    value: float | None
+    reason: str | None
+    intermediate_values: list[CurvePoint]
+    attrs: dict[str, Any]
+    attempt: int
+    retry_of: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, view: TrialView) -> TrialOut:
+        """Render a trial view."""
+        record = view.record
+        return cls(
+            number=record.number,
+            state=record.state,
+            params=record.params,
+            value=record.value,
+            reason=record.reason,
+            intermediate_values=[CurvePoint(step=s, value=v) for s, v in view.intermediate_values],
+            attrs=record.attrs,
+            attempt=record.attempt,
+            retry_of=record.retry_of,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+        )
+
+
+class ProgressOut(Out):
+    """Trial counts of a study; ``failed`` counts failures that were not retried."""
+
+    complete: int
+    pruned: int
+    diverged: int
+    failed: int
+    running: int
+    queued: int
+    remaining: int
+
+
+class StudyOut(Out):
+    """A study (API.md)."""
+
+    id: int
+    name: str
+    state: str = Field(description="running, paused, completed, cancelled or failed")
+    state_reason: str | None
+    direction: str
+    metric: str
+    spec: dict[str, Any] = Field(description="The normalized spec: every default filled in.")
+    progress: ProgressOut
+    best: TrialOut | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, view: StudyView) -> StudyOut:
+        """Render a study view."""
+        record, progress = view.record, view.progress
+        return cls(
+            id=record.id,
+            name=record.name,
+            state=record.state,
+            state_reason=record.state_reason,
+            direction=record.direction,
+            metric=record.metric,
+            spec=record.spec,
+            progress=ProgressOut(
+                complete=progress.complete,
+                pruned=progress.pruned,
+                diverged=progress.diverged,
+                failed=progress.failed,
+                running=progress.running,
+                queued=progress.queued,
+                remaining=view.remaining,
+            ),
+            best=TrialOut.of(view.best) if view.best else None,
+            created_at=record.created_at,
+            finished_at=record.finished_at,
+        )
+
+
+class StudyPage(Out):
+    """A page of studies."""
+
+    items: list[StudyOut]
+    next_cursor: str | None
+
+
+class TrialPage(Out):
+    """A page of trials."""
+
+    items: list[TrialOut]
+    next_cursor: str | None
+
+
+class LeaseOut(Out):
+    """A trial's lease: heartbeat, report or complete before it expires."""
+
+    expires_at: datetime
+
+
+class AskOut(Out):
+    """A trial handed out by ask."""
+
+    study_id: int
+    number: int
+    params: dict[str, ParamValue]
+    attempt: int
+    lease: LeaseOut
+
+    @classmethod
+    def of(cls, asked: AskedTrial) -> AskOut:
+        """Render an asked trial."""
+        return cls(
+            study_id=asked.study_id,
+            number=asked.number,
+            params=asked.params,
+            attempt=asked.attempt,
+            lease=LeaseOut(expires_at=asked.lease_expires_at),
+        )
+
+
+class AskIn(BaseModel):
+    """Optional body of ask: who is asking, for the trial's record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    worker_id: str | None = Field(default=None, max_length=128)
+
+
+class ReportOut(Out):
+    """The answer to a report."""
+
+    should_prune: bool
+    should_stop: bool
+
+    @classmethod
+    def of(cls, answer: ReportAnswer) -> ReportOut:
+        """Render a report answer."""
+        return cls(should_prune=answer.should_prune, should_stop=answer.should_stop)
+
+
+class HeartbeatOut(Out):
+    """The answer to a heartbeat."""
+
+    lease: LeaseOut
+    should_stop: bool
+
+
+class SearchSpaceItem(Out):
+    """A preset in the catalog; ``space`` is the JSON a study request may inline."""
+
+    name: str
+    space: dict[str, Any]
+
+
+class SearchSpaceList(Out):
+    """The presets."""
+
+    items: list[SearchSpaceItem]
+
+
+class Health(Out):
+    """Liveness or readiness."""
+
+    status: str
+    detail: str | None = None

@@ -1,0 +1,82 @@
+"""Settings: read once from the environment (prefix ``HPS_``) and checked at start.
+
+Nonsense values fail here, with a message naming the variable, rather than at 3 a.m. in a request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SUPPORTED_SCHEMES = ("sqlite", "postgresql")
+
+
+class ConfigError(Exception):
+    """The environment holds a setting hps cannot start with."""
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. One instance per process, built by :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="HPS_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path("./var"), description="Where the SQLite file and caches live.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: a SQLite file in the data dir."
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token with every right; `hps serve` makes one if unset."
+    )
+    lease_seconds: float = Field(default=120.0, gt=0, le=86_400)
+    heartbeat_seconds: float = Field(default=30.0, gt=0, le=86_400)
+    reaper_interval_seconds: float = Field(default=10.0, gt=0, le=3_600)
+    sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str | None) -> str | None:
+        if url is None or url.strip() == "":
+            return None
+        scheme = url.split(":", 1)[0].split("+", 1)[0]
+        if scheme not in SUPPORTED_SCHEMES or "://" not in url:
+            raise ValueError(f"must be a sqlite:/// or postgresql:// URL, got scheme {scheme!r}")
+        return url
+
+    @model_validator(mode="after")
+    def _heartbeat_inside_lease(self) -> Self:
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError(
+                f"HPS_HEARTBEAT_SECONDS ({self.heartbeat_seconds}) must be shorter than "
+                f"HPS_LEASE_SECONDS ({self.lease_seconds}), or every lease expires between beats"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL with defaults applied and PostgreSQL pinned to psycopg 3."""
+        if self.database_url is None:
+            return f"sqlite:///{(self.data_dir / 'hps.db').resolve()}"
+        if self.database_url.startswith("postgresql://"):
+            return "postgresql+psycopg://" + self.database_url.removeprefix("postgresql://")
+        return self.database_url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; raise :class:`ConfigError` with a readable message if it is wrong."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "HPS_" + "_".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"{name}: {error['msg']}" if error["loc"] else error["msg"])
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"HPS_DATA_DIR {settings.data_dir} cannot be created: {exc}") from None
+    return settings

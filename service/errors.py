@@ -1,0 +1,144 @@
+"""Domain errors. Each carries its HTTP status and a stable code; one API handler renders them as
+``{"error": code, "detail": message, "field": path-or-null}``. Use cases raise these, never HTTP errors.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a client may see. ``status`` is the HTTP status the API answers with."""
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class InvalidInput(DomainError):
+    """The request is well-formed JSON but breaks a rule (422)."""
+
+    status = 422
+    code = "invalid"
+
+
+class NotFound(DomainError):
+    """The named resource does not exist, or the caller may not know it exists (404)."""
+
+    status = 404
+    code = "not_found"
+
+
+class StudyNotFound(NotFound):
+    """No such study."""
+
+    code = "study_not_found"
+
+    def __init__(self, study: int | str) -> None:
+        super().__init__(f"study {study} not found", field="study_id")
+
+
+class TrialNotFound(NotFound):
+    """No such trial in the study."""
+
+    code = "trial_not_found"
+
+    def __init__(self, study_id: int, number: int) -> None:
+        super().__init__(f"trial {number} of study {study_id} not found", field="number")
+
+
+class Conflict(DomainError):
+    """The request clashes with the current state (409)."""
+
+    status = 409
+    code = "conflict"
+
+
+class StudyNameTaken(Conflict):
+    """Study names are unique across the database, because Optuna's are."""
+
+    code = "name_taken"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a study named {name!r} already exists", field="name")
+
+
+class StudyNotRunning(Conflict):
+    """The study no longer hands out trials."""
+
+    code = "study_not_running"
+
+    def __init__(self, study_id: int, state: str) -> None:
+        super().__init__(f"study {study_id} is {state}; it hands out no trials")
+
+
+class BudgetExhausted(Conflict):
+    """Every trial of the budget is running, queued or finished."""
+
+    code = "budget_exhausted"
+
+    def __init__(self, study_id: int, n_trials: int) -> None:
+        super().__init__(f"study {study_id} has handed out all {n_trials} trials of its budget")
+
+
+class ParallelLimitReached(Conflict):
+    """The study already runs ``max_parallel`` trials."""
+
+    code = "parallel_limit"
+
+    def __init__(self, study_id: int, max_parallel: int) -> None:
+        super().__init__(f"study {study_id} already runs {max_parallel} trials (max_parallel)")
+
+
+class LeaseLost(Conflict):
+    """The trial is no longer running under this caller's lease: it was reaped, or it finished."""
+
+    code = "lease_lost"
+
+    def __init__(self, study_id: int, number: int, state: str) -> None:
+        super().__init__(f"trial {number} of study {study_id} is {state}, not running: its lease is gone")
+
+
+class CompletionConflict(Conflict):
+    """A second, different completion of a finished trial."""
+
+    code = "completion_conflict"
+
+    def __init__(self, study_id: int, number: int, state: str) -> None:
+        super().__init__(
+            f"trial {number} of study {study_id} already finished as {state}; "
+            "only an identical completion may be replayed"
+        )
+
+
+class Unauthenticated(DomainError):
+    """No valid bearer token (401)."""
+
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(DomainError):
+    """A valid token without the right (403)."""
+
+    status = 403
+    code = "forbidden"
+
+
+class ServiceUnavailable(DomainError):
+    """The database cannot be reached, or stays locked; the client should retry later (503)."""
+
+    status = 503
+    code = "unavailable"
+    retry_after_s = 2
+
+
+class StudyOutOfTime(Conflict):
+    """The study's ``timeout_s`` has passed."""
+
+    code = "study_out_of_time"
+
+    def __init__(self, study_id: int) -> None:
+        super().__init__(f"study {study_id} has run past its budget.timeout_s; it hands out no trials")

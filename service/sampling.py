@@ -1,0 +1,106 @@
+"""Per-process Optuna state: one shared cached storage, and for each study its sampler, pruner and
+compiled search space.
+
+Samplers are kept per study per process (a sampler rebuilt on every request would forget its state and,
+if seeded, repeat itself). Each study's runtime has a lock: sampling and pruning of one study are
+serialised within the process, and the database's study lock serialises them across processes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, RDBStorage
+
+from search_spaces import CompiledSpace, ParamValue, compile_space
+from service.specs import StudySpec
+from service.store.draft import Draft, DraftStorage
+from service.strategies import build_pruner, build_sampler, reseed_for_trial
+
+_MAX_CACHED_STUDIES = 256
+
+
+class StudyRuntime:
+    """The Optuna objects of one study in this process."""
+
+    def __init__(self, study_name: str, spec: StudySpec, storage: BaseStorage) -> None:
+        self.spec = spec
+        self.space: CompiledSpace = compile_space(spec.search_space)
+        self.sampler = build_sampler(spec.sampler, self.space)
+        self.pruner = build_pruner(spec.pruner)
+        self.lock = threading.Lock()
+        self._drafts = DraftStorage(storage)
+        self._sampling_study = optuna.Study(
+            study_name=study_name, storage=self._drafts, sampler=self.sampler, pruner=self.pruner
+        )
+        self._reading_study = optuna.Study(
+            study_name=study_name, storage=storage, sampler=self.sampler, pruner=self.pruner
+        )
+
+    def sample(self, draft: Draft) -> tuple[Draft, dict[str, ParamValue]]:
+        """Sample the draft's params define-by-run (fixed params of a queued trial are kept) and
+        return the completed draft with the params as hps shows them."""
+        with self.lock:
+            self._drafts.begin(draft)
+            try:
+                if self.spec.sampler.seed is not None:
+                    reseed_for_trial(self.sampler, self.spec.sampler.seed, draft.number)
+                trial = optuna.trial.Trial(self._sampling_study, draft.trial_id)
+                params = self.space.suggest(trial)
+            finally:
+                sampled = self._drafts.finish()
+        return sampled, params
+
+    def should_prune(self, number: int) -> bool:
+        """Ask the study's pruner about trial ``number``, whose latest report is committed."""
+        with self.lock:
+            trials = self._reading_study.get_trials(deepcopy=False)
+            current = next((t for t in trials if t.number == number), None)
+            if current is None or not current.intermediate_values:
+                return False
+            return bool(self.pruner.prune(self._reading_study, current))
+
+
+class Sampling:
+    """The process-wide cache of study runtimes over one shared Optuna storage."""
+
+    def __init__(self, url: str, engine_kwargs: dict[str, Any] | None = None) -> None:
+        backend = RDBStorage(url, engine_kwargs=engine_kwargs, skip_table_creation=True)
+        self._backend = backend
+        self.storage: BaseStorage = optuna.storages.get_storage(backend)
+        self._runtimes: OrderedDict[int, StudyRuntime] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def runtime(self, study_id: int, study_name: str, spec: dict[str, Any]) -> StudyRuntime:
+        """The study's runtime, built on first use and kept (least recently used evicted)."""
+        with self._lock:
+            runtime = self._runtimes.get(study_id)
+            if runtime is not None:
+                self._runtimes.move_to_end(study_id)
+                return runtime
+        built = StudyRuntime(study_name, StudySpec.model_validate(spec), self.storage)
+        with self._lock:
+            runtime = self._runtimes.setdefault(study_id, built)
+            self._runtimes.move_to_end(study_id)
+            while len(self._runtimes) > _MAX_CACHED_STUDIES:
+                self._runtimes.popitem(last=False)
+        return runtime
+
+    def forget(self, study_id: int) -> None:
+        """Drop a study's runtime (after it finished)."""
+        with self._lock:
+            self._runtimes.pop(study_id, None)
+
+    def reset(self) -> None:
+        """Start over with empty caches, after a study was deleted. SQLite may hand a deleted
+        study's ids to the next study, and the shared cache must not mistake one for the other."""
+        with self._lock:
+            self.storage = optuna.storages.get_storage(self._backend)
+            self._runtimes.clear()
+
+    def close(self) -> None:
+        """Release the shared storage's connections."""
+        self._backend.engine.dispose()

@@ -1,0 +1,123 @@
+"""Repository of ``hps_studies`` rows. All SQL about studies lives here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from service.store.models import StudyRow
+
+STUDY_STATES = ("running", "paused", "completed", "cancelled", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class StudyRecord:
+    """A study as stored, detached from any session."""
+
+    id: int
+    name: str
+    project: str
+    state: str
+    state_reason: str | None
+    direction: str
+    metric: str
+    task_name: str | None
+    spec: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    deadline_at: datetime | None
+    finished_at: datetime | None
+
+
+def _record(row: StudyRow) -> StudyRecord:
+    return StudyRecord(
+        id=row.id,
+        name=row.name,
+        project=row.project,
+        state=row.state,
+        state_reason=row.state_reason,
+        direction=row.direction,
+        metric=row.metric,
+        task_name=row.task_name,
+        spec=row.spec,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        deadline_at=row.deadline_at,
+        finished_at=row.finished_at,
+    )
+
+
+class StudyRepository:
+    """``hps_studies`` within one unit of work."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, study: StudyRecord) -> None:
+        """Insert a new study row."""
+        self.session.add(
+            StudyRow(
+                id=study.id,
+                name=study.name,
+                project=study.project,
+                state=study.state,
+                state_reason=study.state_reason,
+                direction=study.direction,
+                metric=study.metric,
+                task_name=study.task_name,
+                spec=study.spec,
+                created_at=study.created_at,
+                updated_at=study.updated_at,
+                deadline_at=study.deadline_at,
+                finished_at=study.finished_at,
+            )
+        )
+        self.session.flush()
+
+    def get(self, study_id: int, *, lock: bool = False) -> StudyRecord | None:
+        """One study; with ``lock``, its row stays locked until the unit of work ends."""
+        query = select(StudyRow).where(StudyRow.id == study_id)
+        if lock:
+            query = query.with_for_update()
+        row = self.session.execute(query).scalar_one_or_none()
+        return None if row is None else _record(row)
+
+    def get_by_name(self, name: str) -> StudyRecord | None:
+        """The study with this name, if any."""
+        row = self.session.execute(select(StudyRow).where(StudyRow.name == name)).scalar_one_or_none()
+        return None if row is None else _record(row)
+
+    def page(
+        self, *, state: str | None, limit: int, before_id: int | None, project: str | None = None
+    ) -> list[StudyRecord]:
+        """Newest first; ``before_id`` is the cursor (the last id of the previous page)."""
+        query = select(StudyRow).order_by(StudyRow.id.desc()).limit(limit)
+        if state is not None:
+            query = query.where(StudyRow.state == state)
+        if before_id is not None:
+            query = query.where(StudyRow.id < before_id)
+        if project is not None:
+            query = query.where(StudyRow.project == project)
+        return [_record(row) for row in self.session.execute(query).scalars()]
+
+    def with_state(self, state: str) -> list[StudyRecord]:
+        """Every study in ``state``, oldest first."""
+        query = select(StudyRow).where(StudyRow.state == state).order_by(StudyRow.id)
+        return [_record(row) for row in self.session.execute(query).scalars()]
+
+    def set_state(self, study_id: int, state: str, *, reason: str | None, now: datetime) -> None:
+        """Move a study to ``state``; a terminal state also stamps ``finished_at``."""
+        finished = now if state in ("completed", "cancelled", "failed") else None
+        self.session.execute(
+            update(StudyRow)
+            .where(StudyRow.id == study_id)
+            .values(state=state, state_reason=reason, updated_at=now, finished_at=finished)
+        )
+
+    def delete(self, study_id: int) -> None:
+        """Remove the study row; delete its trials first (``TrialRepository.delete_study_trials``)."""
+        self.session.execute(delete(StudyRow).where(StudyRow.id == study_id))

@@ -1,0 +1,184 @@
+"""Repository of ``hps_trials`` rows: attempts, leases, outcomes. All SQL about trials lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from service.store.models import TrialRow
+
+TRIAL_STATES = ("running", "queued", "complete", "pruned", "diverged", "failed")
+FINISHED_STATES = ("complete", "pruned", "diverged", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class TrialRecord:
+    """One attempt, detached from any session."""
+
+    id: int
+    study_id: int
+    number: int
+    optuna_trial_id: int
+    state: str
+    reason: str | None
+    value: float | None
+    params: dict[str, Any]
+    attrs: dict[str, Any]
+    attempt: int
+    retry_of: int | None
+    retried_by: int | None
+    worker_id: str | None
+    lease_expires_at: datetime | None
+    completion: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Trial counts of one study. ``failed`` counts failures for good: an attempt that was
+    retried is not counted, its retry is."""
+
+    complete: int = 0
+    pruned: int = 0
+    diverged: int = 0
+    failed: int = 0
+    running: int = 0
+    queued: int = 0
+
+    @property
+    def counted(self) -> int:
+        """What the budget is charged for."""
+        return self.complete + self.pruned + self.diverged + self.failed + self.running + self.queued
+
+    @property
+    def finished(self) -> int:
+        """Trials that will never run again."""
+        return self.complete + self.pruned + self.diverged + self.failed
+
+
+def _record(row: TrialRow) -> TrialRecord:
+    return TrialRecord(
+        id=row.id,
+        study_id=row.study_id,
+        number=row.number,
+        optuna_trial_id=row.optuna_trial_id,
+        state=row.state,
+        reason=row.reason,
+        value=row.value,
+        params=row.params,
+        attrs=row.attrs,
+        attempt=row.attempt,
+        retry_of=row.retry_of,
+        retried_by=row.retried_by,
+        worker_id=row.worker_id,
+        lease_expires_at=row.lease_expires_at,
+        completion=row.completion,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+class TrialRepository:
+    """``hps_trials`` within one unit of work."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def progress(self, study_ids: Sequence[int]) -> dict[int, Progress]:
+        """Counts by state for each study, in one query."""
+        counted_failure = and_(TrialRow.state == "failed", TrialRow.retried_by.is_(None))
+        bucket = case((TrialRow.state != "failed", TrialRow.state), (counted_failure, "failed"))
+        rows = self.session.execute(
+            select(TrialRow.study_id, bucket, func.count())
+            .where(TrialRow.study_id.in_(study_ids))
+            .group_by(TrialRow.study_id, bucket)
+        )
+        counts: dict[int, dict[str, int]] = {study_id: {} for study_id in study_ids}
+        for study_id, state, count in rows:
+            if state is not None:
+                counts[study_id][state] = int(count)
+        return {study_id: Progress(**by_state) for study_id, by_state in counts.items()}
+
+    def add(self, trial: TrialRecord) -> None:
+        """Insert an attempt (running, or queued for a retry)."""
+        fields = {name: getattr(trial, name) for name in TrialRecord.__slots__ if name != "id"}
+        self.session.add(TrialRow(**fields))
+        self.session.flush()
+
+    def get(self, study_id: int, number: int, *, lock: bool = False) -> TrialRecord | None:
+        """One attempt by study and number; with ``lock``, its row stays locked."""
+        query = select(TrialRow).where(TrialRow.study_id == study_id, TrialRow.number == number)
+        if lock:
+            query = query.with_for_update()
+        row = self.session.execute(query).scalar_one_or_none()
+        return None if row is None else _record(row)
+
+    def next_queued(self, study_id: int) -> TrialRecord | None:
+        """The oldest queued attempt, to hand out before sampling anything new."""
+        row = self.session.execute(
+            select(TrialRow)
+            .where(TrialRow.study_id == study_id, TrialRow.state == "queued")
+            .order_by(TrialRow.number)
+            .limit(1)
+        ).scalar_one_or_none()
+        return None if row is None else _record(row)
+
+    def update(self, trial_id: int, **values: Any) -> None:
+        """Write the given columns of one attempt."""
+        self.session.execute(update(TrialRow).where(TrialRow.id == trial_id).values(**values))
+
+    def page(
+        self, study_id: int, *, state: str | None, limit: int, after_number: int | None
+    ) -> list[TrialRecord]:
+        """Trials in number order; ``after_number`` is the cursor."""
+        query = select(TrialRow).where(TrialRow.study_id == study_id).order_by(TrialRow.number).limit(limit)
+        if state is not None:
+            query = query.where(TrialRow.state == state)
+        if after_number is not None:
+            query = query.where(TrialRow.number > after_number)
+        return [_record(row) for row in self.session.execute(query).scalars()]
+
+    def best(self, study_ids: Sequence[int], direction_of: dict[int, str]) -> dict[int, TrialRecord]:
+        """The best complete trial of each study that has one."""
+        best: dict[int, TrialRecord] = {}
+        for study_id in study_ids:
+            order = TrialRow.value.desc() if direction_of[study_id] == "maximize" else TrialRow.value
+            row = self.session.execute(
+                select(TrialRow)
+                .where(TrialRow.study_id == study_id, TrialRow.state == "complete")
+                .order_by(order, TrialRow.number)
+                .limit(1)
+            ).scalar_one_or_none()
+            if row is not None:
+                best[study_id] = _record(row)
+        return best
+
+    def queued(self, study_id: int) -> list[TrialRecord]:
+        """Every queued attempt of the study."""
+        query = select(TrialRow).where(TrialRow.study_id == study_id, TrialRow.state == "queued")
+        return [_record(row) for row in self.session.execute(query).scalars()]
+
+    def expired(self, now: datetime, limit: int) -> list[TrialRecord]:
+        """Running attempts whose lease ran out, oldest first."""
+        query = (
+            select(TrialRow)
+            .where(
+                TrialRow.state == "running",
+                or_(TrialRow.lease_expires_at.is_(None), TrialRow.lease_expires_at < now),
+            )
+            .order_by(TrialRow.lease_expires_at)
+            .limit(limit)
+        )
+        return [_record(row) for row in self.session.execute(query).scalars()]
+
+    def delete_study_trials(self, study_id: int) -> None:
+        """Remove every attempt of the study."""
+        self.session.execute(delete(TrialRow).where(TrialRow.study_id == study_id))

@@ -1,0 +1,169 @@
+"""Study use cases: create, read, list, cancel, delete.
+
+A study is two rows written in one transaction: Optuna's ``studies`` row (so Optuna tools see it) and the
+``hps_studies`` row holding the normalized spec and the state.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from optuna.trial import TrialState
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from search_spaces import SearchSpaceError, compile_space, resolve
+from service.clock import utcnow
+from service.errors import InvalidInput, StudyNameTaken, StudyNotFound
+from service.sampling import Sampling
+from service.specs import StudySpec
+from service.store.database import Database
+from service.store.optuna_tables import OptunaTables
+from service.store.studies import StudyRecord, StudyRepository
+from service.store.trials import TrialRepository
+from service.strategies import check_sampler
+from service.views import StudyView, study_views
+
+DEFAULT_N_TRIALS = 20
+
+
+def normalize_spec(spec: StudySpec) -> StudySpec:
+    """Fill every default and resolve the search space, so the stored spec says everything."""
+    try:
+        space = resolve(spec.search_space)
+        compiled = compile_space(space)
+    except (SearchSpaceError, ValidationError) as exc:
+        raise InvalidInput(str(exc), field="search_space") from None
+    check_sampler(spec.sampler, compiled)
+    if spec.task is not None:
+        raise InvalidInput(f"task {spec.task.name!r} is not registered", field="task.name")
+    budget = spec.budget
+    grid_size = compiled.size() if spec.sampler.name == "grid" else None
+    if budget.n_trials is None:
+        budget = budget.model_copy(update={"n_trials": grid_size or DEFAULT_N_TRIALS})
+    elif grid_size is not None and budget.n_trials > grid_size:
+        raise InvalidInput(
+            f"budget.n_trials ({budget.n_trials}) exceeds the grid's {grid_size} points",
+            field="budget.n_trials",
+        )
+    return spec.model_copy(update={"search_space": space, "budget": budget})
+
+
+def create_study(
+    db: Database, spec: StudySpec, *, project: str = "default", now: datetime | None = None
+) -> StudyView:
+    """Create the study in Optuna's tables and hps's, or raise ``StudyNameTaken``."""
+    spec = normalize_spec(spec)
+    moment = now or utcnow()
+    timeout = spec.budget.timeout_s
+
+    def work(session: Session) -> StudyView:
+        optuna_tables = OptunaTables(session)
+        if optuna_tables.study_id_by_name(spec.name) is not None:
+            raise StudyNameTaken(spec.name)
+        study_id = optuna_tables.create_study(spec.name, spec.direction)
+        record = StudyRecord(
+            id=study_id,
+            name=spec.name,
+            project=project,
+            state="running",
+            state_reason=None,
+            direction=spec.direction,
+            metric=spec.metric,
+            task_name=spec.task.name if spec.task else None,
+            spec=spec.model_dump(mode="json"),
+            created_at=moment,
+            updated_at=moment,
+            deadline_at=moment + timedelta(seconds=timeout) if timeout else None,
+            finished_at=None,
+        )
+        StudyRepository(session).add(record)
+        return study_views(session, [record])[0]
+
+    return db.run(work, write=True)
+
+
+def get_study(db: Database, study_id: int) -> StudyView:
+    """One study with progress and best trial, or ``StudyNotFound``."""
+
+    def work(session: Session) -> StudyView:
+        return study_views(session, [_require(session, study_id)])[0]
+
+    return db.run(work, write=False)
+
+
+def find_study(db: Database, name: str) -> StudyView:
+    """One study by name, or ``StudyNotFound``."""
+
+    def work(session: Session) -> StudyView:
+        record = StudyRepository(session).get_by_name(name)
+        if record is None:
+            raise StudyNotFound(name)
+        return study_views(session, [record])[0]
+
+    return db.run(work, write=False)
+
+
+def list_studies(
+    db: Database, *, state: str | None, limit: int, before_id: int | None
+) -> tuple[list[StudyView], int | None]:
+    """A page of studies, newest first, and the cursor of the next page (None at the end)."""
+
+    def work(session: Session) -> tuple[list[StudyView], int | None]:
+        records = StudyRepository(session).page(state=state, limit=limit + 1, before_id=before_id)
+        more = len(records) > limit
+        records = records[:limit]
+        return study_views(session, records), records[-1].id if more else None
+
+    return db.run(work, write=False)
+
+
+def cancel_study(
+    db: Database, sampling: Sampling, study_id: int, *, now: datetime | None = None
+) -> StudyView:
+    """Stop handing out trials: queued retries are dropped; running trials learn ``should_stop``
+    at their next report and may still complete. Cancelling a finished study changes nothing."""
+    moment = now or utcnow()
+
+    def work(session: Session) -> StudyView:
+        record = _require(session, study_id, lock=True)
+        if record.state in ("running", "paused"):
+            drop_queued(session, study_id, reason="cancelled", now=moment)
+            StudyRepository(session).set_state(
+                study_id, "cancelled", reason="cancelled by a user", now=moment
+            )
+            record = _require(session, study_id)
+        return study_views(session, [record])[0]
+
+    view = db.run(work, write=True)
+    sampling.forget(study_id)
+    return view
+
+
+def delete_study(db: Database, sampling: Sampling, study_id: int) -> None:
+    """Delete the study, its trials and its Optuna study, in one transaction."""
+
+    def work(session: Session) -> None:
+        _require(session, study_id, lock=True)
+        TrialRepository(session).delete_study_trials(study_id)
+        StudyRepository(session).delete(study_id)
+        OptunaTables(session).delete_study(study_id)
+
+    db.run(work, write=True)
+    sampling.reset()
+
+
+def drop_queued(session: Session, study_id: int, *, reason: str, now: datetime) -> None:
+    """Fail every queued retry of a study (in Optuna too), e.g. when it is cancelled."""
+    trials = TrialRepository(session)
+    optuna_tables = OptunaTables(session)
+    for queued in trials.queued(study_id):
+        optuna_tables.finish_trial(queued.optuna_trial_id, TrialState.FAIL, None, {}, now)
+        trials.update(queued.id, state="failed", reason=reason, finished_at=now)
+
+
+def _require(session: Session, study_id: int, *, lock: bool = False) -> StudyRecord:
+    record = StudyRepository(session).get(study_id, lock=lock)
+    if record is None:
+        raise StudyNotFound(study_id)
+    return record

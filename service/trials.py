@@ -1,0 +1,423 @@
+"""Trial use cases: ask, report, heartbeat, complete, and reading trials.
+
+One path for workers and external clients. Every write happens in one transaction that holds the study
+lock where trial numbers or the budget are concerned, so ten clients asking at once never get trial n+1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from optuna.trial import TrialState
+from sqlalchemy.orm import Session
+
+from search_spaces import ParamValue
+from service.clock import utcnow
+from service.errors import (
+    BudgetExhausted,
+    CompletionConflict,
+    LeaseLost,
+    NotFound,
+    ParallelLimitReached,
+    StudyNotFound,
+    StudyNotRunning,
+    StudyOutOfTime,
+    TrialNotFound,
+)
+from service.sampling import Sampling, StudyRuntime
+from service.specs import Completion, Report
+from service.store.database import Database
+from service.store.draft import NEW_TRIAL_ID, Draft
+from service.store.optuna_tables import OptunaTables
+from service.store.studies import StudyRecord, StudyRepository
+from service.store.trials import TrialRecord, TrialRepository
+from service.studies import drop_queued
+from service.views import TrialView, trial_views
+
+# Failures of the infrastructure rather than of the configuration: the same params get another attempt.
+RETRYABLE_REASONS = frozenset({"lease-expired", "oom", "worker-lost", "device-error"})
+
+_OPTUNA_STATE = {
+    "complete": TrialState.COMPLETE,
+    "pruned": TrialState.PRUNED,
+    # Optuna's samplers skip FAIL trials. A diverged configuration is a real, bad result that TPE
+    # must learn to avoid, so Optuna sees it as PRUNED at its last finite value.
+    "diverged": TrialState.PRUNED,
+    "failed": TrialState.FAIL,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AskedTrial:
+    """A trial handed out under a lease."""
+
+    study_id: int
+    number: int
+    params: dict[str, ParamValue]
+    attempt: int
+    lease_expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReportAnswer:
+    """What the reporter should do next."""
+
+    should_prune: bool
+    should_stop: bool
+
+
+def reason_code(reason: str | None) -> str:
+    """The machine-readable part of a reason: ``"oom: CUDA out of memory"`` → ``"oom"``."""
+    return (reason or "").split(":", 1)[0].strip().lower()
+
+
+def ask_trial(
+    db: Database,
+    sampling: Sampling,
+    study_id: int,
+    *,
+    lease: timedelta,
+    worker_id: str | None = None,
+    now: datetime | None = None,
+) -> AskedTrial:
+    """Hand out the oldest queued retry, or sample a new trial; within the budget, exactly."""
+    moment = now or utcnow()
+
+    def work(session: Session) -> AskedTrial:
+        study = lock_study(session, study_id)
+        runtime = sampling.runtime(study.id, study.name, study.spec)
+        check_can_start(session, study, runtime, moment)
+        queued = TrialRepository(session).next_queued(study_id)
+        return start_trial(session, runtime, study, queued, worker_id, moment, lease)
+
+    return db.run(work, write=True)
+
+
+def lock_study(session: Session, study_id: int) -> StudyRecord:
+    """Lock the study (hps row, then Optuna's row, always in that order) for this unit of work."""
+    study = StudyRepository(session).get(study_id, lock=True)
+    if study is None:
+        raise StudyNotFound(study_id)
+    OptunaTables(session).lock_study(study_id)
+    return study
+
+
+def check_can_start(session: Session, study: StudyRecord, runtime: StudyRuntime, now: datetime) -> None:
+    """Raise unless the locked study may start one more trial now."""
+    if study.state != "running":
+        raise StudyNotRunning(study.id, study.state)
+    if study.deadline_at is not None and now >= study.deadline_at:
+        raise StudyOutOfTime(study.id)
+    budget = runtime.spec.budget
+    progress = TrialRepository(session).progress([study.id])[study.id]
+    if budget.max_parallel is not None and progress.running >= budget.max_parallel:
+        raise ParallelLimitReached(study.id, budget.max_parallel)
+    if progress.queued == 0 and progress.counted >= runtime.spec.n_trials:
+        raise BudgetExhausted(study.id, runtime.spec.n_trials)
+
+
+def start_trial(
+    session: Session,
+    runtime: StudyRuntime,
+    study: StudyRecord,
+    queued: TrialRecord | None,
+    worker_id: str | None,
+    now: datetime,
+    lease: timedelta,
+) -> AskedTrial:
+    """Sample (or restart a queued attempt) and write the trial with its lease, under the lock."""
+    optuna_tables = OptunaTables(session)
+    trials = TrialRepository(session)
+    if queued is not None:
+        fixed, _ = runtime.space.encode(queued.params)
+        draft = Draft(
+            study_id=study.id,
+            number=queued.number,
+            trial_id=queued.optuna_trial_id,
+            datetime_start=now,
+            system_attrs={"fixed_params": fixed},
+        )
+    else:
+        number = optuna_tables.next_trial_number(study.id)
+        draft = Draft(study.id, number, NEW_TRIAL_ID, now)
+    sampled, params = runtime.sample(draft)
+    optuna_trial_id = optuna_tables.write_draft(sampled)
+    expires = now + lease
+    if queued is not None:
+        trials.update(
+            queued.id,
+            state="running",
+            worker_id=worker_id,
+            lease_expires_at=expires,
+            started_at=now,
+        )
+        return AskedTrial(study.id, queued.number, params, queued.attempt, expires)
+    trials.add(
+        TrialRecord(
+            id=0,
+            study_id=study.id,
+            number=sampled.number,
+            optuna_trial_id=optuna_trial_id,
+            state="running",
+            reason=None,
+            value=None,
+            params=params,
+            attrs={},
+            attempt=1,
+            retry_of=None,
+            retried_by=None,
+            worker_id=worker_id,
+            lease_expires_at=expires,
+            completion=None,
+            created_at=now,
+            started_at=now,
+            finished_at=None,
+        )
+    )
+    return AskedTrial(study.id, sampled.number, params, 1, expires)
+
+
+def report_trial(
+    db: Database,
+    sampling: Sampling,
+    study_id: int,
+    number: int,
+    report: Report,
+    *,
+    lease: timedelta,
+    now: datetime | None = None,
+) -> ReportAnswer:
+    """Record a learning-curve point, extend the lease, and ask the study's pruner."""
+    moment = now or utcnow()
+
+    def work(session: Session) -> StudyRecord:
+        study, trial = _running_trial(session, study_id, number)
+        OptunaTables(session).set_intermediate_value(trial.optuna_trial_id, report.step, report.value)
+        TrialRepository(session).update(trial.id, lease_expires_at=moment + lease)
+        return study
+
+    study = db.run(work, write=True)
+    if _must_stop(study, moment):
+        return ReportAnswer(should_prune=False, should_stop=True)
+    if not math.isfinite(report.value):
+        return ReportAnswer(should_prune=True, should_stop=False)
+    runtime = sampling.runtime(study.id, study.name, study.spec)
+    return ReportAnswer(should_prune=runtime.should_prune(number), should_stop=False)
+
+
+def heartbeat_trial(
+    db: Database, study_id: int, number: int, *, lease: timedelta, now: datetime | None = None
+) -> tuple[datetime, bool]:
+    """Extend a running trial's lease; returns the new expiry and whether the trial should stop."""
+    moment = now or utcnow()
+
+    def work(session: Session) -> tuple[datetime, bool]:
+        study, trial = _running_trial(session, study_id, number)
+        expires = moment + lease
+        TrialRepository(session).update(trial.id, lease_expires_at=expires)
+        return expires, _must_stop(study, moment)
+
+    return db.run(work, write=True)
+
+
+def complete_trial(
+    db: Database,
+    sampling: Sampling,
+    study_id: int,
+    number: int,
+    completion: Completion,
+    *,
+    now: datetime | None = None,
+) -> TrialView:
+    """Finish a running trial. Replaying the same completion is harmless; a different one is a
+    conflict, and so is completing a trial whose lease was reaped (its retry's result wins)."""
+    moment = now or utcnow()
+    sent = completion.model_dump(mode="json")
+
+    def work(session: Session) -> TrialView:
+        study = lock_study(session, study_id)
+        trials = TrialRepository(session)
+        trial = trials.get(study_id, number, lock=True)
+        if trial is None:
+            raise TrialNotFound(study_id, number)
+        if trial.state != "running":
+            if trial.completion == sent:
+                return trial_views(session, [trial])[0]
+            if trial.completion is None:
+                raise LeaseLost(study_id, number, trial.state)
+            raise CompletionConflict(study_id, number, trial.state)
+        runtime = sampling.runtime(study.id, study.name, study.spec)
+        finish_trial(session, runtime, trial, completion, moment)
+        settle_study(session, study, runtime, moment)
+        finished = trials.get(study_id, number)
+        assert finished is not None
+        return trial_views(session, [finished])[0]
+
+    return db.run(work, write=True)
+
+
+def finish_trial(
+    session: Session,
+    runtime: StudyRuntime,
+    trial: TrialRecord,
+    completion: Completion,
+    now: datetime,
+    *,
+    by_service: bool = False,
+) -> None:
+    """Write the outcome to Optuna and hps, and queue a retry for an infrastructure failure.
+    ``by_service`` marks outcomes the service decided (a reaped lease): they keep no completion, so
+    that the late worker's own completion is answered "lease lost"."""
+    optuna_tables = OptunaTables(session)
+    trials = TrialRepository(session)
+    state = _OPTUNA_STATE[completion.state]
+    value = completion.value
+    if completion.state in ("pruned", "diverged"):
+        value = _last_finite(optuna_tables, trial.optuna_trial_id)
+    user_attrs = dict(completion.attrs)
+    if completion.state != "complete":
+        user_attrs.update({"hps_state": completion.state, "hps_reason": completion.reason})
+    optuna_tables.finish_trial(trial.optuna_trial_id, state, value, user_attrs, now)
+    retry_number = None
+    if completion.state == "failed" and _should_retry(runtime, trial, completion):
+        retry_number = _queue_retry(session, runtime, trial, now)
+    trials.update(
+        trial.id,
+        state=completion.state,
+        value=completion.value,
+        reason=completion.reason,
+        attrs=dict(completion.attrs),
+        completion=None if by_service else completion.model_dump(mode="json"),
+        lease_expires_at=None,
+        finished_at=now,
+        retried_by=retry_number,
+    )
+
+
+def settle_study(session: Session, study: StudyRecord, runtime: StudyRuntime, now: datetime) -> None:
+    """Move a running study to ``failed`` or ``completed`` once its trials say so."""
+    if study.state != "running":
+        return
+    budget = runtime.spec.budget
+    progress = TrialRepository(session).progress([study.id])[study.id]
+    studies = StudyRepository(session)
+    if progress.failed >= budget.max_failed:
+        drop_queued(session, study.id, reason="study failed", now=now)
+        reason = f"{progress.failed} trials failed (budget.max_failed is {budget.max_failed})"
+        studies.set_state(study.id, "failed", reason=reason, now=now)
+    elif progress.running == 0 and progress.queued == 0:
+        if progress.finished >= runtime.spec.n_trials:
+            studies.set_state(study.id, "completed", reason="budget spent", now=now)
+        elif study.deadline_at is not None and now >= study.deadline_at:
+            studies.set_state(study.id, "completed", reason="budget.timeout_s reached", now=now)
+
+
+def list_trials(
+    db: Database, study_id: int, *, state: str | None, limit: int, after_number: int | None
+) -> tuple[list[TrialView], int | None]:
+    """A page of trials in number order, and the cursor of the next page (None at the end)."""
+
+    def work(session: Session) -> tuple[list[TrialView], int | None]:
+        _study(session, study_id)
+        records = TrialRepository(session).page(
+            study_id, state=state, limit=limit + 1, after_number=after_number
+        )
+        more = len(records) > limit
+        records = records[:limit]
+        return trial_views(session, records), records[-1].number if more else None
+
+    return db.run(work, write=False)
+
+
+def get_trial(db: Database, study_id: int, number: int) -> TrialView:
+    """One trial with its learning curve."""
+
+    def work(session: Session) -> TrialView:
+        _study(session, study_id)
+        trial = TrialRepository(session).get(study_id, number)
+        if trial is None:
+            raise TrialNotFound(study_id, number)
+        return trial_views(session, [trial])[0]
+
+    return db.run(work, write=False)
+
+
+def best_trial(db: Database, study_id: int) -> TrialView:
+    """The best complete trial, or ``NotFound`` until one completes."""
+
+    def work(session: Session) -> TrialView:
+        study = _study(session, study_id)
+        best = TrialRepository(session).best([study_id], {study_id: study.direction})
+        if study_id not in best:
+            raise NotFound(f"study {study_id} has no complete trial yet", field="study_id")
+        return trial_views(session, [best[study_id]])[0]
+
+    return db.run(work, write=False)
+
+
+def _study(session: Session, study_id: int) -> StudyRecord:
+    study = StudyRepository(session).get(study_id)
+    if study is None:
+        raise StudyNotFound(study_id)
+    return study
+
+
+def _running_trial(session: Session, study_id: int, number: int) -> tuple[StudyRecord, TrialRecord]:
+    study = _study(session, study_id)
+    trial = TrialRepository(session).get(study_id, number, lock=True)
+    if trial is None:
+        raise TrialNotFound(study_id, number)
+    if trial.state != "running":
+        raise LeaseLost(study_id, number, trial.state)
+    return study, trial
+
+
+def _must_stop(study: StudyRecord, now: datetime) -> bool:
+    out_of_time = study.deadline_at is not None and now >= study.deadline_at
+    return study.state != "running" or out_of_time
+
+
+def _last_finite(optuna_tables: OptunaTables, optuna_trial_id: int) -> float | None:
+    curve = optuna_tables.intermediate_values([optuna_trial_id])[optuna_trial_id]
+    finite = [value for _, value in curve if math.isfinite(value)]
+    return finite[-1] if finite else None
+
+
+def _should_retry(runtime: StudyRuntime, trial: TrialRecord, completion: Completion) -> bool:
+    return (
+        reason_code(completion.reason) in RETRYABLE_REASONS
+        and trial.attempt <= runtime.spec.budget.max_retries
+    )
+
+
+def _queue_retry(session: Session, runtime: StudyRuntime, trial: TrialRecord, now: datetime) -> int:
+    """A new attempt with the same params, queued in Optuna as an enqueued (WAITING) trial."""
+    optuna_tables = OptunaTables(session)
+    number = optuna_tables.next_trial_number(trial.study_id)
+    fixed, _ = runtime.space.encode(trial.params)
+    optuna_trial_id = optuna_tables.insert_waiting_trial(trial.study_id, number, fixed)
+    TrialRepository(session).add(
+        TrialRecord(
+            id=0,
+            study_id=trial.study_id,
+            number=number,
+            optuna_trial_id=optuna_trial_id,
+            state="queued",
+            reason=None,
+            value=None,
+            params=trial.params,
+            attrs={},
+            attempt=trial.attempt + 1,
+            retry_of=trial.number,
+            retried_by=None,
+            worker_id=None,
+            lease_expires_at=None,
+            completion=None,
+            created_at=now,
+            started_at=None,
+            finished_at=None,
+        )
+    )
+    return number

@@ -1,0 +1,74 @@
+"""Read models returned by the use cases: a study with its progress and best trial, a trial with its
+learning curve. Assembled from the store in a few queries; frozen, so they can cross any boundary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from service.store.optuna_tables import OptunaTables
+from service.store.studies import StudyRecord
+from service.store.trials import Progress, TrialRecord, TrialRepository
+
+
+@dataclass(frozen=True, slots=True)
+class TrialView:
+    """A trial as clients see it."""
+
+    record: TrialRecord
+    intermediate_values: list[tuple[int, float | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class StudyView:
+    """A study as clients see it."""
+
+    record: StudyRecord
+    progress: Progress
+    remaining: int
+    best: TrialView | None
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN or infinity; a diverged curve shows those points as null."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def trial_views(session: Session, records: Sequence[TrialRecord]) -> list[TrialView]:
+    """Attach learning curves (from Optuna's table) to trial records, in one query."""
+    curves = OptunaTables(session).intermediate_values(r.optuna_trial_id for r in records)
+    return [
+        TrialView(
+            record=record,
+            intermediate_values=[
+                (step, finite_or_none(value)) for step, value in curves[record.optuna_trial_id]
+            ],
+        )
+        for record in records
+    ]
+
+
+def study_views(session: Session, records: Sequence[StudyRecord]) -> list[StudyView]:
+    """Attach progress counts and best trials to study records."""
+    ids = [r.id for r in records]
+    trials = TrialRepository(session)
+    progress = trials.progress(ids)
+    best = trials.best(ids, {r.id: r.direction for r in records})
+    best_views = {view.record.study_id: view for view in trial_views(session, list(best.values()))}
+    views = []
+    for record in records:
+        counts = progress[record.id]
+        n_trials = int(record.spec["budget"]["n_trials"])
+        views.append(
+            StudyView(
+                record=record,
+                progress=counts,
+                remaining=max(0, n_trials - counts.counted),
+                best=best_views.get(record.id),
+            )
+        )
+    return views

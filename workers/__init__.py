@@ -1,0 +1,1 @@
+"""hps workers: claim trials over HTTP, fine-tune with the sampled optimizer, report, complete."""
