@@ -56,7 +56,6 @@ def build_sampler(spec: SamplerSpec, space: CompiledSpace) -> BaseSampler:
                 multivariate=spec.multivariate,
                 group=spec.group,
                 constant_liar=spec.constant_liar,
-                warn_independent_sampling=False,
             )
         case RandomSampler():
             return optuna.samplers.RandomSampler(seed=spec.seed)

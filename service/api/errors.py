@@ -57,7 +57,10 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = str(exc.retry_after_s)
     if exc.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    return JSONResponse(error_body(exc.code, exc.detail, exc.field), status_code=exc.status, headers=headers)
+    detail = exc.detail
+    if exc.status == 422 and exc.field and not detail.startswith(exc.field):
+        detail = f"{exc.field}: {detail}"
+    return JSONResponse(error_body(exc.code, detail, exc.field), status_code=exc.status, headers=headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -77,6 +80,8 @@ def _describe(error: Any) -> tuple[str | None, str]:
     parts = _drop_union_tags([str(p) for p in error.get("loc", ())])
     if parts and parts[0] in _LOCATION_ROOTS:
         parts = parts[1:]
+    if error.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+        parts.append(str((error.get("ctx") or {}).get("discriminator", "")).strip("'"))
     cause = (error.get("ctx") or {}).get("error")
     if isinstance(cause, SearchSpaceError):
         prefix = parts[: parts.index("search_space") + 1] if "search_space" in parts else parts

@@ -1,0 +1,1 @@
+"""Test harness: real databases and real processes, started and stopped by the tests themselves."""

@@ -1,0 +1,37 @@
+"""In-process fixtures for use-case and store tests: a migrated database, its Database and Sampling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+
+from service.sampling import Sampling
+from service.store.database import Database
+from service.store.schema import upgrade
+
+LEASE = timedelta(seconds=60)
+
+
+@dataclass
+class Stack:
+    """What the API process holds, built in the test process."""
+
+    url: str
+    db: Database
+    sampling: Sampling
+
+
+@pytest.fixture
+def stack(database_url: str) -> Iterator[Stack]:
+    """A migrated database with the objects use cases need."""
+    upgrade(database_url)
+    db = Database(database_url)
+    sampling = Sampling(database_url)
+    try:
+        yield Stack(database_url, db, sampling)
+    finally:
+        sampling.close()
+        db.dispose()
