@@ -9,8 +9,8 @@ from typing import Any
 
 import optuna
 import pytest
-from conftest import LEASE, Stack
 
+from conftest import LEASE, Stack
 from service import studies, trials
 from service.errors import (
     BudgetExhausted,
