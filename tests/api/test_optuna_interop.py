@@ -46,7 +46,7 @@ def test_load_study_sees_params_values_and_curves(api_server: RunningServer) -> 
 
 
 def test_the_optuna_dashboard_lists_the_study(api_server: RunningServer, tmp_path: Path) -> None:
-    study_id, name = run_study(api_server, n_trials=2)
+    _, name = run_study(api_server, n_trials=2)
     port = free_port()
     dashboard = ManagedProcess(
         [
