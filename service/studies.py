@@ -163,7 +163,8 @@ def drop_queued(session: Session, study_id: int, *, reason: str, now: datetime) 
 
 
 def _require(session: Session, study_id: int, *, lock: bool = False) -> StudyRecord:
-    record = StudyRepository(session).get(study_id, lock=lock)
+    studies = StudyRepository(session)
+    record = studies.lock(study_id) if lock else studies.get(study_id)
     if record is None:
         raise StudyNotFound(study_id)
     return record

@@ -7,8 +7,9 @@ lock where trial numbers or the budget are concerned, so ten clients asking at o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from optuna.trial import TrialState
 from sqlalchemy.orm import Session
@@ -32,7 +33,7 @@ from service.store.database import Database
 from service.store.draft import NEW_TRIAL_ID, Draft
 from service.store.optuna_tables import OptunaTables
 from service.store.studies import StudyRecord, StudyRepository
-from service.store.trials import TrialRecord, TrialRepository
+from service.store.trials import Progress, TrialRecord, TrialRepository
 from service.studies import drop_queued
 from service.views import TrialView, trial_views
 
@@ -88,24 +89,23 @@ def ask_trial(
     def work(session: Session) -> AskedTrial:
         study = lock_study(session, study_id)
         runtime = sampling.runtime(study.id, study.name, study.spec)
-        check_can_start(session, study, runtime, moment)
-        queued = TrialRepository(session).next_queued(study_id)
-        return start_trial(session, runtime, study, queued, worker_id, moment, lease)
+        progress = check_can_start(session, study, runtime, moment)
+        queued = TrialRepository(session).next_queued(study_id) if progress.queued else None
+        return start_trial(session, runtime, study, progress, queued, worker_id, moment, lease)
 
     return db.run(work, write=True)
 
 
 def lock_study(session: Session, study_id: int) -> StudyRecord:
-    """Lock the study (hps row, then Optuna's row, always in that order) for this unit of work."""
-    study = StudyRepository(session).get(study_id, lock=True)
+    """Lock the study for this unit of work (see ``StudyRepository.lock``)."""
+    study = StudyRepository(session).lock(study_id)
     if study is None:
         raise StudyNotFound(study_id)
-    OptunaTables(session).lock_study(study_id)
     return study
 
 
-def check_can_start(session: Session, study: StudyRecord, runtime: StudyRuntime, now: datetime) -> None:
-    """Raise unless the locked study may start one more trial now."""
+def check_can_start(session: Session, study: StudyRecord, runtime: StudyRuntime, now: datetime) -> Progress:
+    """Raise unless the locked study may start one more trial now; return its progress."""
     if study.state != "running":
         raise StudyNotRunning(study.id, study.state)
     if study.deadline_at is not None and now >= study.deadline_at:
@@ -116,12 +116,14 @@ def check_can_start(session: Session, study: StudyRecord, runtime: StudyRuntime,
         raise ParallelLimitReached(study.id, budget.max_parallel)
     if progress.queued == 0 and progress.counted >= runtime.spec.n_trials:
         raise BudgetExhausted(study.id, runtime.spec.n_trials)
+    return progress
 
 
 def start_trial(
     session: Session,
     runtime: StudyRuntime,
     study: StudyRecord,
+    progress: Progress,
     queued: TrialRecord | None,
     worker_id: str | None,
     now: datetime,
@@ -140,8 +142,7 @@ def start_trial(
             system_attrs={"fixed_params": fixed},
         )
     else:
-        number = optuna_tables.next_trial_number(study.id)
-        draft = Draft(study.id, number, NEW_TRIAL_ID, now)
+        draft = Draft(study.id, progress.attempts, NEW_TRIAL_ID, now)
     sampled, params = runtime.sample(draft)
     optuna_trial_id = optuna_tables.write_draft(sampled)
     expires = now + lease
@@ -249,10 +250,8 @@ def complete_trial(
                 raise LeaseLost(study_id, number, trial.state)
             raise CompletionConflict(study_id, number, trial.state)
         runtime = sampling.runtime(study.id, study.name, study.spec)
-        finish_trial(session, runtime, trial, completion, moment)
+        finished = finish_trial(session, runtime, trial, completion, moment)
         settle_study(session, study, runtime, moment)
-        finished = trials.get(study_id, number)
-        assert finished is not None
         return trial_views(session, [finished])[0]
 
     return db.run(work, write=True)
@@ -266,8 +265,9 @@ def finish_trial(
     now: datetime,
     *,
     by_service: bool = False,
-) -> None:
-    """Write the outcome to Optuna and hps, and queue a retry for an infrastructure failure.
+) -> TrialRecord:
+    """Write the outcome to Optuna and hps, queue a retry for an infrastructure failure, and return
+    the finished record.
     ``by_service`` marks outcomes the service decided (a reaped lease): they keep no completion, so
     that the late worker's own completion is answered "lease lost"."""
     optuna_tables = OptunaTables(session)
@@ -283,17 +283,18 @@ def finish_trial(
     retry_number = None
     if completion.state == "failed" and _should_retry(runtime, trial, completion):
         retry_number = _queue_retry(session, runtime, trial, now)
-    trials.update(
-        trial.id,
-        state=completion.state,
-        value=completion.value,
-        reason=completion.reason,
-        attrs=dict(completion.attrs),
-        completion=None if by_service else completion.model_dump(mode="json"),
-        lease_expires_at=None,
-        finished_at=now,
-        retried_by=retry_number,
-    )
+    changes: dict[str, Any] = {
+        "state": completion.state,
+        "value": completion.value,
+        "reason": completion.reason,
+        "attrs": dict(completion.attrs),
+        "completion": None if by_service else completion.model_dump(mode="json"),
+        "lease_expires_at": None,
+        "finished_at": now,
+        "retried_by": retry_number,
+    }
+    trials.update(trial.id, **changes)
+    return replace(trial, **changes)
 
 
 def settle_study(session: Session, study: StudyRecord, runtime: StudyRuntime, now: datetime) -> None:
@@ -395,7 +396,7 @@ def _should_retry(runtime: StudyRuntime, trial: TrialRecord, completion: Complet
 def _queue_retry(session: Session, runtime: StudyRuntime, trial: TrialRecord, now: datetime) -> int:
     """A new attempt with the same params, queued in Optuna as an enqueued (WAITING) trial."""
     optuna_tables = OptunaTables(session)
-    number = optuna_tables.next_trial_number(trial.study_id)
+    number = TrialRepository(session).progress([trial.study_id])[trial.study_id].attempts
     fixed, _ = runtime.space.encode(trial.params)
     optuna_trial_id = optuna_tables.insert_waiting_trial(trial.study_id, number, fixed)
     TrialRepository(session).add(

@@ -1,4 +1,7 @@
-"""HTTP request and response bodies (API.md), and their conversion from the use cases' read models."""
+"""HTTP request and response bodies (API.md): the wire format, shared by the API and its client.
+
+Pure pydantic, no server imports, so that workers and users' scripts can parse answers with them.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from search_spaces import ParamValue
-from service.trials import AskedTrial, ReportAnswer
-from service.views import StudyView, TrialView
 
 
 class Out(BaseModel):
@@ -48,24 +49,6 @@ class TrialOut(Out):
     started_at: datetime | None
     finished_at: datetime | None
 
-    @classmethod
-    def of(cls, view: TrialView) -> TrialOut:
-        """Render a trial view."""
-        record = view.record
-        return cls(
-            number=record.number,
-            state=record.state,
-            params=record.params,
-            value=record.value,
-            reason=record.reason,
-            intermediate_values=[CurvePoint(step=s, value=v) for s, v in view.intermediate_values],
-            attrs=record.attrs,
-            attempt=record.attempt,
-            retry_of=record.retry_of,
-            started_at=record.started_at,
-            finished_at=record.finished_at,
-        )
-
 
 class ProgressOut(Out):
     """Trial counts of a study; ``failed`` counts failures that were not retried."""
@@ -93,32 +76,6 @@ class StudyOut(Out):
     best: TrialOut | None
     created_at: datetime
     finished_at: datetime | None
-
-    @classmethod
-    def of(cls, view: StudyView) -> StudyOut:
-        """Render a study view."""
-        record, progress = view.record, view.progress
-        return cls(
-            id=record.id,
-            name=record.name,
-            state=record.state,
-            state_reason=record.state_reason,
-            direction=record.direction,
-            metric=record.metric,
-            spec=record.spec,
-            progress=ProgressOut(
-                complete=progress.complete,
-                pruned=progress.pruned,
-                diverged=progress.diverged,
-                failed=progress.failed,
-                running=progress.running,
-                queued=progress.queued,
-                remaining=view.remaining,
-            ),
-            best=TrialOut.of(view.best) if view.best else None,
-            created_at=record.created_at,
-            finished_at=record.finished_at,
-        )
 
 
 class StudyPage(Out):
@@ -150,17 +107,6 @@ class AskOut(Out):
     attempt: int
     lease: LeaseOut
 
-    @classmethod
-    def of(cls, asked: AskedTrial) -> AskOut:
-        """Render an asked trial."""
-        return cls(
-            study_id=asked.study_id,
-            number=asked.number,
-            params=asked.params,
-            attempt=asked.attempt,
-            lease=LeaseOut(expires_at=asked.lease_expires_at),
-        )
-
 
 class AskIn(BaseModel):
     """Optional body of ask: who is asking, for the trial's record."""
@@ -175,11 +121,6 @@ class ReportOut(Out):
 
     should_prune: bool
     should_stop: bool
-
-    @classmethod
-    def of(cls, answer: ReportAnswer) -> ReportOut:
-        """Render a report answer."""
-        return cls(should_prune=answer.should_prune, should_stop=answer.should_stop)
 
 
 class HeartbeatOut(Out):

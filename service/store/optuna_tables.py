@@ -5,8 +5,8 @@ encodings, timestamps as naive UTC), so ``optuna.load_study`` and the Optuna das
 own. Writing them here rather than through ``RDBStorage`` lets an ask or a completion commit together
 with its ``hps_*`` rows: a crash can never leave an Optuna trial RUNNING without a lease.
 
-Rules: callers hold the study lock (:meth:`OptunaTables.lock_study`) before creating trials, as Optuna's
-own storage does, because trial numbers are derived from the count of earlier trials.
+Rules: callers hold the study lock (``StudyRepository.lock``, which also locks Optuna's ``studies`` row
+as Optuna's own storage does) before creating trials, because trial numbers count the earlier trials.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from optuna.distributions import distribution_to_json
 from optuna.storages._rdb import models as om
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.store.draft import Draft
@@ -63,13 +63,6 @@ class OptunaTables:
         ).scalar_one_or_none()
         return None if found is None else int(found)
 
-    def lock_study(self, study_id: int) -> None:
-        """Take the row lock Optuna itself takes before numbering a trial (no-op on SQLite, where
-        write transactions are already exclusive)."""
-        self.session.execute(
-            select(om.StudyModel.study_id).where(om.StudyModel.study_id == study_id).with_for_update()
-        )
-
     def delete_study(self, study_id: int) -> None:
         """Delete the study and every row that hangs off it."""
         trial_ids = select(om.TrialModel.trial_id).where(om.TrialModel.study_id == study_id)
@@ -90,13 +83,6 @@ class OptunaTables:
         ):
             self.session.execute(delete(study_child).where(study_child.study_id == study_id))
         self.session.execute(delete(om.StudyModel).where(om.StudyModel.study_id == study_id))
-
-    def next_trial_number(self, study_id: int) -> int:
-        """The number the next trial gets: the count of the study's trials (under the study lock)."""
-        count = self.session.execute(
-            select(func.count()).select_from(om.TrialModel).where(om.TrialModel.study_id == study_id)
-        ).scalar_one()
-        return int(count)
 
     def write_draft(self, draft: Draft) -> int:
         """Persist a sampled trial as RUNNING: a new row, or a WAITING row being started. Returns

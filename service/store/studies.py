@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from optuna.storages._rdb import models as om
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from service.store.models import StudyRow
+
+OPTUNA_STUDIES = om.StudyModel.__table__
 
 STUDY_STATES = ("running", "paused", "completed", "cancelled", "failed")
 
@@ -78,17 +81,28 @@ class StudyRepository:
         )
         self.session.flush()
 
-    def get(self, study_id: int, *, lock: bool = False) -> StudyRecord | None:
-        """One study; with ``lock``, its row stays locked until the unit of work ends."""
+    def get(self, study_id: int) -> StudyRecord | None:
+        """One study."""
         query = select(StudyRow).where(StudyRow.id == study_id)
-        if lock:
-            query = query.with_for_update()
         row = self.session.execute(query).scalar_one_or_none()
         return None if row is None else _record(row)
 
     def get_by_name(self, name: str) -> StudyRecord | None:
         """The study with this name, if any."""
         row = self.session.execute(select(StudyRow).where(StudyRow.name == name)).scalar_one_or_none()
+        return None if row is None else _record(row)
+
+    def lock(self, study_id: int) -> StudyRecord | None:
+        """Read and lock the study for this unit of work: its hps row and Optuna's ``studies`` row (the
+        row Optuna itself locks before numbering a trial), in one statement. SQLite has no row locks;
+        its write transactions are exclusive already."""
+        query = (
+            select(StudyRow)
+            .join(OPTUNA_STUDIES, OPTUNA_STUDIES.c.study_id == StudyRow.id)
+            .where(StudyRow.id == study_id)
+            .with_for_update()
+        )
+        row = self.session.execute(query).scalar_one_or_none()
         return None if row is None else _record(row)
 
     def page(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.store.models import TrialRow
@@ -51,11 +51,18 @@ class Progress:
     failed: int = 0
     running: int = 0
     queued: int = 0
+    retried: int = 0
 
     @property
     def counted(self) -> int:
         """What the budget is charged for."""
         return self.complete + self.pruned + self.diverged + self.failed + self.running + self.queued
+
+    @property
+    def attempts(self) -> int:
+        """Every attempt ever made, retried ones included: also the next trial's number, because
+        each attempt is one Optuna trial and hps creates all of a study's trials."""
+        return self.counted + self.retried
 
     @property
     def finished(self) -> int:
@@ -95,7 +102,9 @@ class TrialRepository:
     def progress(self, study_ids: Sequence[int]) -> dict[int, Progress]:
         """Counts by state for each study, in one query."""
         counted_failure = and_(TrialRow.state == "failed", TrialRow.retried_by.is_(None))
-        bucket = case((TrialRow.state != "failed", TrialRow.state), (counted_failure, "failed"))
+        bucket = case(
+            (TrialRow.state != "failed", TrialRow.state), (counted_failure, "failed"), else_="retried"
+        )
         rows = self.session.execute(
             select(TrialRow.study_id, bucket, func.count())
             .where(TrialRow.study_id.in_(study_ids))
@@ -103,15 +112,13 @@ class TrialRepository:
         )
         counts: dict[int, dict[str, int]] = {study_id: {} for study_id in study_ids}
         for study_id, state, count in rows:
-            if state is not None:
-                counts[study_id][state] = int(count)
+            counts[study_id][state] = int(count)
         return {study_id: Progress(**by_state) for study_id, by_state in counts.items()}
 
     def add(self, trial: TrialRecord) -> None:
         """Insert an attempt (running, or queued for a retry)."""
         fields = {name: getattr(trial, name) for name in TrialRecord.__slots__ if name != "id"}
-        self.session.add(TrialRow(**fields))
-        self.session.flush()
+        self.session.execute(insert(TrialRow), [fields])
 
     def get(self, study_id: int, number: int, *, lock: bool = False) -> TrialRecord | None:
         """One attempt by study and number; with ``lock``, its row stays locked."""

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 import optuna
-from test_trials_api import new_study
 
-from conftest import RunningServer
+from harness.api import new_study
 from harness.ports import free_port
 from harness.processes import ManagedProcess
+from harness.servers import RunningServer
 
 
 def run_study(server: RunningServer, n_trials: int = 3) -> tuple[int, str]:

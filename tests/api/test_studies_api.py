@@ -2,46 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import RunningServer
-
-
-def unique(prefix: str = "s") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def study_body(name: str, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": name,
-        "direction": "maximize",
-        "metric": "val_accuracy",
-        "search_space": {"preset": "optimizers"},
-        "sampler": {"name": "tpe", "seed": 42},
-        "pruner": {"name": "hyperband"},
-        "budget": {"n_trials": 5, "max_parallel": 4, "max_failed": 3, "max_retries": 2},
-    }
-    body.update(overrides)
-    return body
-
-
-def assert_error(
-    response: httpx.Response, status: int, code: str | None = None, field: str | None = None
-) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error", "detail", "field"}
-    assert body["detail"] and "Traceback" not in body["detail"]
-    if code is not None:
-        assert body["error"] == code
-    if field is not None:
-        assert body["field"] == field, body
-        assert field.split(".")[-1] in body["detail"], body
-    return body
+from harness.api import assert_error, study_body, unique
+from harness.servers import RunningServer
 
 
 def test_create_get_and_the_normalized_spec(api_server: RunningServer) -> None:

@@ -8,15 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from test_studies_api import assert_error, study_body, unique
 
-from conftest import ADMIN_TOKEN, RunningServer
-
-
-def new_study(client: httpx.Client, **overrides: Any) -> int:
-    response = client.post("/v1/studies", json=study_body(unique(), **overrides))
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
+from harness.api import assert_error, new_study
+from harness.servers import ADMIN_TOKEN, RunningServer
 
 
 def test_the_ask_report_complete_loop(api_server: RunningServer) -> None:

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import timedelta
 
 import pytest
 
+from harness.stack import Stack
 from service.sampling import Sampling
 from service.store.database import Database
 from service.store.schema import upgrade
-
-LEASE = timedelta(seconds=60)
-
-
-@dataclass
-class Stack:
-    """What the API process holds, built in the test process."""
-
-    url: str
-    db: Database
-    sampling: Sampling
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 import pytest
 
-from conftest import LEASE, Stack
+from harness.stack import LEASE, Stack
 from service import studies, trials
 from service.errors import (
     BudgetExhausted,

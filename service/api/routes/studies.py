@@ -10,6 +10,7 @@ from service import studies
 from service.api.auth import Principal, authenticate
 from service.api.context import Hub, get_hub
 from service.api.paging import DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor
+from service.api.render import study_out
 from service.api.schemas import ErrorOut, StudyOut, StudyPage
 from service.specs import StudySpec
 
@@ -32,7 +33,7 @@ def create_study(
     spec: StudySpec, hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)
 ) -> StudyOut:
     """Create a study from a spec (API.md, "A study request")."""
-    return StudyOut.of(studies.create_study(hub.db, spec))
+    return study_out(studies.create_study(hub.db, spec))
 
 
 @router.get("", response_model=StudyPage)
@@ -45,13 +46,13 @@ def list_studies(
 ) -> StudyPage:
     """Studies, newest first, a page at a time."""
     views, last = studies.list_studies(hub.db, state=state, limit=limit, before_id=decode_cursor(cursor))
-    return StudyPage(items=[StudyOut.of(v) for v in views], next_cursor=encode_cursor(last))
+    return StudyPage(items=[study_out(v) for v in views], next_cursor=encode_cursor(last))
 
 
 @router.get("/{study_id}", response_model=StudyOut, responses=_NOT_FOUND)
 def get_study(study_id: int, hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)) -> StudyOut:
     """One study with its progress counts and best trial."""
-    return StudyOut.of(studies.get_study(hub.db, study_id))
+    return study_out(studies.get_study(hub.db, study_id))
 
 
 @router.post("/{study_id}/cancel", response_model=StudyOut, responses=_NOT_FOUND)
@@ -59,7 +60,7 @@ def cancel_study(
     study_id: int, hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)
 ) -> StudyOut:
     """Stop handing out trials; running ones are told to stop at their next report."""
-    return StudyOut.of(studies.cancel_study(hub.db, hub.sampling, study_id))
+    return study_out(studies.cancel_study(hub.db, hub.sampling, study_id))
 
 
 @router.delete("/{study_id}", status_code=204, response_class=Response, responses=_NOT_FOUND)

@@ -10,6 +10,7 @@ from service import trials
 from service.api.auth import Principal, authenticate
 from service.api.context import Hub, get_hub
 from service.api.paging import DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor
+from service.api.render import ask_out, report_out, trial_out
 from service.api.schemas import (
     AskIn,
     AskOut,
@@ -52,7 +53,7 @@ def ask(
     """Sample a new trial, or hand out a queued retry, under a lease."""
     worker_id = body.worker_id if body else None
     asked = trials.ask_trial(hub.db, hub.sampling, study_id, lease=hub.lease, worker_id=worker_id)
-    return AskOut.of(asked)
+    return ask_out(asked)
 
 
 @router.get("/trials", response_model=TrialPage, responses=_NOT_FOUND)
@@ -68,7 +69,7 @@ def list_trials(
     views, last = trials.list_trials(
         hub.db, study_id, state=state, limit=limit, after_number=decode_cursor(cursor)
     )
-    return TrialPage(items=[TrialOut.of(v) for v in views], next_cursor=encode_cursor(last))
+    return TrialPage(items=[trial_out(v) for v in views], next_cursor=encode_cursor(last))
 
 
 @router.get("/trials/{number}", response_model=TrialOut, responses=_NOT_FOUND)
@@ -76,7 +77,7 @@ def get_trial(
     study_id: int, number: int, hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)
 ) -> TrialOut:
     """One trial: params, state, value, reason, learning curve, attrs."""
-    return TrialOut.of(trials.get_trial(hub.db, study_id, number))
+    return trial_out(trials.get_trial(hub.db, study_id, number))
 
 
 @router.get(
@@ -86,7 +87,7 @@ def get_trial(
 )
 def best(study_id: int, hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)) -> TrialOut:
     """The best complete trial."""
-    return TrialOut.of(trials.best_trial(hub.db, study_id))
+    return trial_out(trials.best_trial(hub.db, study_id))
 
 
 @router.post("/trials/{number}/reports", response_model=ReportOut, responses=_LEASE_LOST)
@@ -99,7 +100,7 @@ def report(
 ) -> ReportOut:
     """Record an intermediate value; the answer says whether to prune or stop."""
     answer = trials.report_trial(hub.db, hub.sampling, study_id, number, body, lease=hub.lease)
-    return ReportOut.of(answer)
+    return report_out(answer)
 
 
 @router.post("/trials/{number}/heartbeat", response_model=HeartbeatOut, responses=_LEASE_LOST)
@@ -127,4 +128,4 @@ def complete(
     _: Principal = Depends(authenticate),
 ) -> TrialOut:
     """Finish the trial; an identical replay is answered 200 and changes nothing."""
-    return TrialOut.of(trials.complete_trial(hub.db, hub.sampling, study_id, number, body))
+    return trial_out(trials.complete_trial(hub.db, hub.sampling, study_id, number, body))

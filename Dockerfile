@@ -1,0 +1,23 @@
+# One image for the API, the migration job and GPU workers.
+# Build: docker build -t hps .   (TORCH_INDEX picks the torch build; the default is CUDA 12.6 for GPUs)
+FROM python:3.11-slim
+
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cu126
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 HPS_DATA_DIR=/var/lib/hps
+
+WORKDIR /app
+COPY pyproject.toml constraints.txt README.md ./
+COPY service ./service
+COPY workers ./workers
+COPY search_spaces ./search_spaces
+COPY migrations ./migrations
+# torch first, from the index that matches the hardware; then hps with the pinned versions of the rest.
+RUN grep '^torch==' constraints.txt > /tmp/torch.txt \
+    && pip install --no-cache-dir --index-url "$TORCH_INDEX" -r /tmp/torch.txt \
+    && grep -v '^torch==' constraints.txt > /tmp/constraints.txt \
+    && pip install --no-cache-dir -c /tmp/constraints.txt . \
+    && useradd --create-home --uid 10001 hps && mkdir -p /var/lib/hps && chown hps /var/lib/hps
+
+USER hps
+EXPOSE 8000
+CMD ["hps", "serve", "--host", "0.0.0.0", "--port", "8000"]

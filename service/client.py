@@ -1,0 +1,187 @@
+"""A typed HTTP client for the hps API, used by the CLI, the workers and users' scripts.
+
+It needs a URL and a token, nothing else: no database credentials, no server imports.
+
+    with HpsClient("http://127.0.0.1:8000", token) as hps:
+        study = hps.create_study({"name": "demo", "search_space": {"preset": "adam"}})
+        trial = hps.ask(study.id)
+        hps.report(study.id, trial.number, step=0, value=0.5)
+        hps.complete(study.id, trial.number, value=0.4)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from service.api.schemas import (
+    AskOut,
+    HeartbeatOut,
+    ReportOut,
+    StudyOut,
+    StudyPage,
+    TrialOut,
+    TrialPage,
+)
+
+Model = TypeVar("Model", bound=BaseModel)
+Outcome = Literal["complete", "pruned", "failed", "diverged"]
+
+
+class HpsError(Exception):
+    """An error answer from the API, or no answer at all (``status`` 0)."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, field: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(f"{status} {code}: {detail}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.field = field
+        self.retry_after = retry_after
+
+
+class HpsClient:
+    """One connection pool to one hps server."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    # Studies
+
+    def create_study(self, spec: Mapping[str, Any]) -> StudyOut:
+        """Create a study from a spec (the body of ``POST /v1/studies``)."""
+        return self._call("POST", "/v1/studies", StudyOut, json=dict(spec))
+
+    def get_study(self, study_id: int) -> StudyOut:
+        """One study with progress and best trial."""
+        return self._call("GET", f"/v1/studies/{study_id}", StudyOut)
+
+    def studies(self, state: str | None = None, page_size: int = 100) -> Iterator[StudyOut]:
+        """Every study (newest first), fetching pages as needed."""
+        params: dict[str, Any] = {"limit": page_size}
+        if state:
+            params["state"] = state
+        while True:
+            page = self._call("GET", "/v1/studies", StudyPage, params=params)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            params["cursor"] = page.next_cursor
+
+    def cancel_study(self, study_id: int) -> StudyOut:
+        """Stop handing out trials."""
+        return self._call("POST", f"/v1/studies/{study_id}/cancel", StudyOut)
+
+    def delete_study(self, study_id: int) -> None:
+        """Delete the study and its Optuna study."""
+        self._request("DELETE", f"/v1/studies/{study_id}")
+
+    # Trials
+
+    def ask(self, study_id: int, worker_id: str | None = None) -> AskOut:
+        """Get a trial to run, under a lease."""
+        body = {"worker_id": worker_id} if worker_id else None
+        return self._call("POST", f"/v1/studies/{study_id}/trials", AskOut, json=body)
+
+    def report(self, study_id: int, number: int, step: int, value: float) -> ReportOut:
+        """Report an intermediate value; the answer says whether to prune or stop."""
+        body = {"step": step, "value": value}
+        return self._call("POST", f"/v1/studies/{study_id}/trials/{number}/reports", ReportOut, json=body)
+
+    def heartbeat(self, study_id: int, number: int) -> HeartbeatOut:
+        """Extend the trial's lease."""
+        return self._call("POST", f"/v1/studies/{study_id}/trials/{number}/heartbeat", HeartbeatOut)
+
+    def complete(
+        self,
+        study_id: int,
+        number: int,
+        value: float | None = None,
+        *,
+        state: Outcome = "complete",
+        reason: str | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> TrialOut:
+        """Finish a trial: ``complete`` with a value, or ``pruned``/``failed``/``diverged`` with a reason."""
+        body: dict[str, Any] = {"state": state, "attrs": dict(attrs or {})}
+        if value is not None:
+            body["value"] = value
+        if reason is not None:
+            body["reason"] = reason
+        return self._call("POST", f"/v1/studies/{study_id}/trials/{number}/complete", TrialOut, json=body)
+
+    def trial(self, study_id: int, number: int) -> TrialOut:
+        """One trial with its learning curve."""
+        return self._call("GET", f"/v1/studies/{study_id}/trials/{number}", TrialOut)
+
+    def trials(self, study_id: int, state: str | None = None, page_size: int = 200) -> Iterator[TrialOut]:
+        """Every trial of a study in number order, fetching pages as needed."""
+        params: dict[str, Any] = {"limit": page_size}
+        if state:
+            params["state"] = state
+        while True:
+            page = self._call("GET", f"/v1/studies/{study_id}/trials", TrialPage, params=params)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            params["cursor"] = page.next_cursor
+
+    def best(self, study_id: int) -> TrialOut:
+        """The best complete trial (``HpsError`` 404 until one completes)."""
+        return self._call("GET", f"/v1/studies/{study_id}/best", TrialOut)
+
+    # Plumbing
+
+    def _call(self, method: str, path: str, model: type[Model], **kwargs: Any) -> Model:
+        return model.model_validate(self._request(method, path, **kwargs).json())
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise HpsError(0, "unreachable", f"{type(exc).__name__}: {exc}") from exc
+        if response.is_success:
+            return response
+        raise _error_of(response)
+
+
+def _error_of(response: httpx.Response) -> HpsError:
+    retry_after = response.headers.get("retry-after")
+    try:
+        body = response.json()
+        code, detail, field = str(body["error"]), str(body["detail"]), body.get("field")
+    except (ValueError, KeyError, TypeError):
+        code, detail, field = "http_error", response.text[:200] or response.reason_phrase, None
+    seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
+    return HpsError(response.status_code, code, detail, field, seconds)

@@ -1,0 +1,50 @@
+"""Real ``hps serve`` processes on a given database, and what a client needs to reach them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from harness.processes import ServerProcess
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+@dataclass
+class RunningServer:
+    """A live server and what a client needs to talk to it."""
+
+    process: ServerProcess
+    base_url: str
+    database_url: str
+    data_dir: Path
+
+    def client(self, token: str = ADMIN_TOKEN) -> httpx.Client:
+        """An HTTP client that authenticates with ``token``."""
+        return httpx.Client(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
+        )
+
+
+def start_server(database_url: str, data_dir: Path, **env: str) -> RunningServer:
+    """Start ``hps serve`` on ``database_url`` (migrating it first for PostgreSQL)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if database_url.startswith("postgresql"):
+        from service.store.schema import upgrade
+
+        upgrade(database_url)
+    environment = {
+        "HPS_DATABASE_URL": database_url,
+        "HPS_ADMIN_TOKEN": ADMIN_TOKEN,
+        "HPS_DATA_DIR": str(data_dir),
+        **env,
+    }
+    process = ServerProcess(environment, data_dir / "server.log")
+    try:
+        base_url = process.wait_ready()
+    except BaseException:
+        process.stop()
+        raise
+    return RunningServer(process, base_url, database_url, data_dir)

@@ -1,0 +1,41 @@
+"""`hps serve` checks its settings and its database before it listens."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.databases import postgres_database
+
+
+def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", "serve", "--port", "0"],
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_refuses_a_postgresql_schema_that_is_behind(tmp_path: Path) -> None:
+    with postgres_database() as url:
+        done = serve({"HPS_DATABASE_URL": url, "HPS_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 3
+    assert "hps db upgrade" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_nonsense_settings_fail_before_listening(tmp_path: Path) -> None:
+    done = serve({"HPS_LEASE_SECONDS": "ten", "HPS_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 2
+    assert "HPS_LEASE_SECONDS" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_unreachable_database_fails_with_a_message(tmp_path: Path) -> None:
+    url = "postgresql://nobody@127.0.0.1:1/nothing"
+    done = serve({"HPS_DATABASE_URL": url, "HPS_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 3
+    assert "cannot open the database" in done.stderr and "Traceback" not in done.stderr
