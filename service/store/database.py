@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
@@ -44,6 +46,11 @@ class Database:
         write_engine = self.engine.execution_options(hps_write=True)
         self._read_sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(bind=write_engine, expire_on_commit=False)
+        # SQLite admits one writer at a time; queueing writers of this process on a lock avoids
+        # SQLite's busy-wait backoff, which sleeps up to 100 ms between tries.
+        self._write_gate: AbstractContextManager[object] = (
+            threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        )
 
     def run(self, work: Callable[[Session], T], *, write: bool) -> T:
         """Run ``work`` in one transaction and return its result.
@@ -52,9 +59,10 @@ class Database:
         errors are retried with jittered backoff; persistent ones become ``ServiceUnavailable``.
         """
         factory = self._write_sessions if write else self._read_sessions
+        gate = self._write_gate if write else nullcontext()
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
-                with factory() as session, session.begin():
+                with gate, factory() as session, session.begin():
                     return work(session)
             except IntegrityError as exc:
                 log.info("integrity error: %s", exc.orig)
