@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token with every right; `hps serve` makes one if unset."
     )
+    registry: Path | None = Field(
+        default=None, description="YAML file registering models and datasets (see workers/registry.py)."
+    )
     lease_seconds: float = Field(default=120.0, gt=0, le=86_400)
     heartbeat_seconds: float = Field(default=30.0, gt=0, le=86_400)
     reaper_interval_seconds: float = Field(default=10.0, gt=0, le=3_600)
@@ -75,6 +78,8 @@ def load_settings(**overrides: object) -> Settings:
             name = "HPS_" + "_".join(str(part) for part in error["loc"]).upper()
             problems.append(f"{name}: {error['msg']}" if error["loc"] else error["msg"])
         raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+    if settings.registry is not None and not settings.registry.is_file():
+        raise ConfigError(f"HPS_REGISTRY {settings.registry} is not a file")
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

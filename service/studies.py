@@ -16,19 +16,21 @@ from search_spaces import SearchSpaceError, compile_space, resolve
 from service.clock import utcnow
 from service.errors import InvalidInput, StudyNameTaken, StudyNotFound
 from service.sampling import Sampling
-from service.specs import StudySpec
+from service.specs import StudySpec, TaskSpec
 from service.store.database import Database
 from service.store.optuna_tables import OptunaTables
 from service.store.studies import StudyRecord, StudyRepository
 from service.store.trials import TrialRepository
 from service.strategies import check_sampler
 from service.views import StudyView, study_views
+from workers.registry import Registry, UnknownName
 
 DEFAULT_N_TRIALS = 20
 
 
-def normalize_spec(spec: StudySpec) -> StudySpec:
-    """Fill every default and resolve the search space, so the stored spec says everything."""
+def normalize_spec(spec: StudySpec, registry: Registry) -> StudySpec:
+    """Fill every default (the task's too) and resolve the search space, so the stored spec says
+    everything a worker needs and never changes meaning later."""
     try:
         space = resolve(spec.search_space)
         compiled = compile_space(space)
@@ -36,7 +38,7 @@ def normalize_spec(spec: StudySpec) -> StudySpec:
         raise InvalidInput(str(exc), field="search_space") from None
     check_sampler(spec.sampler, compiled)
     if spec.task is not None:
-        raise InvalidInput(f"task {spec.task.name!r} is not registered", field="task.name")
+        spec = _with_task_defaults(spec, spec.task, registry)
     budget = spec.budget
     grid_size = compiled.size() if spec.sampler.name == "grid" else None
     if budget.n_trials is None:
@@ -49,11 +51,44 @@ def normalize_spec(spec: StudySpec) -> StudySpec:
     return spec.model_copy(update={"search_space": space, "budget": budget})
 
 
+def _with_task_defaults(spec: StudySpec, task: TaskSpec, registry: Registry) -> StudySpec:
+    try:
+        resolved = registry.resolve(
+            task.name, task.model, task.dataset, task.epochs, task.batch_size, task.max_steps_per_epoch
+        )
+    except UnknownName as exc:
+        field = "task.name" if exc.kind == "task" else f"task.{exc.kind}"
+        raise InvalidInput(exc.message, field=field) from None
+    info = resolved.info
+    metric = spec.metric if "metric" in spec.model_fields_set else info.default_metric
+    if metric not in info.metrics:
+        reported = ", ".join(info.metrics)
+        raise InvalidInput(f"task {info.name} reports {reported}, not {metric!r}", field="metric")
+    natural = info.metrics[metric]
+    direction = spec.direction if "direction" in spec.model_fields_set else natural
+    if direction != natural:
+        raise InvalidInput(f"{metric} is better when it is {natural[:3]}imized", field="direction")
+    filled = TaskSpec(
+        name=info.name,
+        model=resolved.model.name if resolved.model else None,
+        dataset=resolved.dataset.name if resolved.dataset else None,
+        epochs=resolved.epochs,
+        batch_size=resolved.batch_size,
+        max_steps_per_epoch=resolved.max_steps_per_epoch,
+    )
+    return spec.model_copy(update={"task": filled, "metric": metric, "direction": direction})
+
+
 def create_study(
-    db: Database, spec: StudySpec, *, project: str = "default", now: datetime | None = None
+    db: Database,
+    spec: StudySpec,
+    registry: Registry,
+    *,
+    project: str = "default",
+    now: datetime | None = None,
 ) -> StudyView:
     """Create the study in Optuna's tables and hps's, or raise ``StudyNameTaken``."""
-    spec = normalize_spec(spec)
+    spec = normalize_spec(spec, registry)
     moment = now or utcnow()
     timeout = spec.budget.timeout_s
 

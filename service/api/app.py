@@ -10,11 +10,12 @@ from fastapi import FastAPI
 
 from service.api.context import Hub
 from service.api.errors import install_error_handlers
-from service.api.routes import catalog, health, studies, trials
+from service.api.routes import catalog, health, studies, trials, workers
 from service.config import Settings
 from service.sampling import Sampling
 from service.store.database import Database
 from service.store.schema import prepare
+from workers.registry import load_registry
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ def create_app(settings: Settings) -> FastAPI:
             pool_size=settings.db_pool_size,
         )
         sampling = Sampling(url, engine_kwargs=_optuna_engine_kwargs(settings, url))
-        app.state.hub = Hub(settings=settings, db=db, sampling=sampling)
+        registry = load_registry(settings.registry)
+        app.state.hub = Hub(settings=settings, db=db, sampling=sampling, registry=registry)
         try:
             yield
         finally:
@@ -47,7 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (studies.router, trials.router, catalog.router, health.router):
+    for router in (studies.router, trials.router, workers.router, catalog.router, health.router):
         app.include_router(router)
     return app
 

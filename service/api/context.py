@@ -10,6 +10,7 @@ from fastapi import Request
 from service.config import Settings
 from service.sampling import Sampling
 from service.store.database import Database
+from workers.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class Hub:
     settings: Settings
     db: Database
     sampling: Sampling
+    registry: Registry
 
     @property
     def lease(self) -> timedelta:

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from service.api.schemas import AskOut, CurvePoint, LeaseOut, ProgressOut, ReportOut, StudyOut, TrialOut
+from service.api.schemas import (
+    AskOut,
+    ClaimOut,
+    CurvePoint,
+    EntryOut,
+    LeaseOut,
+    ProgressOut,
+    ReportOut,
+    StudyOut,
+    TaskOut,
+    TrialOut,
+)
+from service.claims import Claim
 from service.trials import AskedTrial, ReportAnswer
 from service.views import StudyView, TrialView
+from workers.tasks.base import DatasetEntry, ModelEntry, TaskInfo
 
 
 def trial_out(view: TrialView) -> TrialOut:
@@ -65,3 +78,37 @@ def ask_out(asked: AskedTrial) -> AskOut:
 def report_out(answer: ReportAnswer) -> ReportOut:
     """The answer to a report."""
     return ReportOut(should_prune=answer.should_prune, should_stop=answer.should_stop)
+
+
+def claim_out(claim: Claim) -> ClaimOut:
+    """A claimed trial."""
+    return ClaimOut(
+        study_id=claim.trial.study_id,
+        trial=ask_out(claim.trial),
+        task=claim.task,
+        metric=claim.metric,
+        direction=claim.direction,
+        seed=claim.seed,
+    )
+
+
+def task_out(info: TaskInfo) -> TaskOut:
+    """A registered task."""
+    return TaskOut(
+        name=info.name,
+        description=info.description,
+        metrics=dict(info.metrics),
+        default_metric=info.default_metric,
+        defaults={
+            "model": info.default_model,
+            "dataset": info.default_dataset,
+            "epochs": info.default_epochs,
+            "batch_size": info.default_batch_size,
+            "max_steps_per_epoch": info.default_max_steps_per_epoch,
+        },
+    )
+
+
+def entry_out(entry: ModelEntry | DatasetEntry) -> EntryOut:
+    """A registered model or dataset, without its path."""
+    return EntryOut(name=entry.name, task=entry.task, description=entry.description)

@@ -148,3 +148,54 @@ class Health(Out):
 
     status: str
     detail: str | None = None
+
+
+class ClaimIn(BaseModel):
+    """A worker asking for work: who it is, what it runs on, which tasks it can run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    worker_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")
+    device: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    tasks: list[str] = Field(min_length=1, max_length=64)
+
+
+class ClaimOut(Out):
+    """A claimed trial and what the worker needs to run it."""
+
+    study_id: int
+    trial: AskOut
+    task: dict[str, Any] = Field(description="The study's task with every default filled in.")
+    metric: str
+    direction: str
+    seed: int = Field(description="Seed for the trial's training run (model head, data order).")
+
+
+class TaskOut(Out):
+    """A registered task."""
+
+    name: str
+    description: str
+    metrics: dict[str, str] = Field(description="What it reports each epoch, and which way is better.")
+    default_metric: str
+    defaults: dict[str, Any]
+
+
+class EntryOut(Out):
+    """A registered model or dataset (its location stays on the operator's machines)."""
+
+    name: str
+    task: str
+    description: str
+
+
+class TaskList(Out):
+    """Registered tasks."""
+
+    items: list[TaskOut]
+
+
+class EntryList(Out):
+    """Registered models or datasets."""
+
+    items: list[EntryOut]

@@ -76,6 +76,20 @@ class StudyRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     deadline_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class WorkerRow(Base):
+    """A worker process as last seen by the service (it claims trials under ``id``)."""
+
+    __tablename__ = "hps_workers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    device: Mapped[str] = mapped_column(String(64))
+    tasks: Mapped[list[str]] = mapped_column(JSON)
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    trials_claimed: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class TrialRow(Base):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from optuna.storages._rdb import models as om
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.store.models import StudyRow
@@ -34,6 +35,7 @@ class StudyRecord:
     updated_at: datetime
     deadline_at: datetime | None
     finished_at: datetime | None
+    last_claimed_at: datetime | None = None
 
 
 def _record(row: StudyRow) -> StudyRecord:
@@ -51,6 +53,7 @@ def _record(row: StudyRow) -> StudyRecord:
         updated_at=row.updated_at,
         deadline_at=row.deadline_at,
         finished_at=row.finished_at,
+        last_claimed_at=row.last_claimed_at,
     )
 
 
@@ -122,6 +125,23 @@ class StudyRepository:
         """Every study in ``state``, oldest first."""
         query = select(StudyRow).where(StudyRow.state == state).order_by(StudyRow.id)
         return [_record(row) for row in self.session.execute(query).scalars()]
+
+    def claimable(self, task_names: Sequence[str], now: datetime) -> list[StudyRecord]:
+        """Running studies of these tasks, before their deadline; least recently served first."""
+        query = (
+            select(StudyRow)
+            .where(
+                StudyRow.state == "running",
+                StudyRow.task_name.in_(task_names),
+                or_(StudyRow.deadline_at.is_(None), StudyRow.deadline_at > now),
+            )
+            .order_by(StudyRow.last_claimed_at.asc().nulls_first(), StudyRow.id)
+        )
+        return [_record(row) for row in self.session.execute(query).scalars()]
+
+    def mark_claimed(self, study_id: int, now: datetime) -> None:
+        """Stamp the study as just served, so the next claim prefers the others."""
+        self.session.execute(update(StudyRow).where(StudyRow.id == study_id).values(last_claimed_at=now))
 
     def set_state(self, study_id: int, state: str, *, reason: str | None, now: datetime) -> None:
         """Move a study to ``state``; a terminal state also stamps ``finished_at``."""

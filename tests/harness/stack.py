@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from service.sampling import Sampling
 from service.store.database import Database
+from workers.registry import Registry
 
 LEASE = timedelta(seconds=60)
 
@@ -18,3 +19,4 @@ class Stack:
     url: str
     db: Database
     sampling: Sampling
+    registry: Registry

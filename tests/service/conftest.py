@@ -10,6 +10,7 @@ from harness.stack import Stack
 from service.sampling import Sampling
 from service.store.database import Database
 from service.store.schema import upgrade
+from workers.registry import load_registry
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def stack(database_url: str) -> Iterator[Stack]:
     db = Database(database_url)
     sampling = Sampling(database_url)
     try:
-        yield Stack(database_url, db, sampling)
+        yield Stack(database_url, db, sampling, load_registry())
     finally:
         sampling.close()
         db.dispose()

@@ -35,7 +35,7 @@ def make_spec(name: str, **overrides: Any) -> StudySpec:
 
 
 def create(stack: Stack, name: str = "study", **overrides: Any) -> int:
-    return studies.create_study(stack.db, make_spec(name, **overrides)).record.id
+    return studies.create_study(stack.db, make_spec(name, **overrides), stack.registry).record.id
 
 
 def ask(stack: Stack, study_id: int) -> trials.AskedTrial:

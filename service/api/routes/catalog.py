@@ -1,4 +1,4 @@
-"""The catalog: search-space presets (tasks, models and datasets come with the workers)."""
+"""The catalog: search-space presets, and the tasks, models and datasets the operator registered."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from fastapi import APIRouter, Depends
 
 from search_spaces import UnknownPreset, list_presets, load_preset
 from service.api.auth import Principal, authenticate
-from service.api.schemas import ErrorOut, SearchSpaceItem, SearchSpaceList
+from service.api.context import Hub, get_hub
+from service.api.render import entry_out, task_out
+from service.api.schemas import EntryList, ErrorOut, SearchSpaceItem, SearchSpaceList, TaskList
 from service.errors import NotFound
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
@@ -33,3 +35,21 @@ def get_search_space(name: str, _: Principal = Depends(authenticate)) -> dict[st
         return _space_json(name)
     except UnknownPreset:
         raise NotFound(f"no search-space preset named {name!r}", field="name") from None
+
+
+@router.get("/tasks", response_model=TaskList)
+def list_tasks(hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)) -> TaskList:
+    """Registered tasks, their metrics and defaults."""
+    return TaskList(items=[task_out(info) for _, info in sorted(hub.registry.tasks.items())])
+
+
+@router.get("/models", response_model=EntryList)
+def list_models(hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)) -> EntryList:
+    """Registered pretrained models (names and tasks; their files stay private)."""
+    return EntryList(items=[entry_out(m) for _, m in sorted(hub.registry.models.items())])
+
+
+@router.get("/datasets", response_model=EntryList)
+def list_datasets(hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)) -> EntryList:
+    """Registered datasets (names and tasks; their files stay private)."""
+    return EntryList(items=[entry_out(d) for _, d in sorted(hub.registry.datasets.items())])

@@ -33,7 +33,7 @@ def create_study(
     spec: StudySpec, hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)
 ) -> StudyOut:
     """Create a study from a spec (API.md, "A study request")."""
-    return study_out(studies.create_study(hub.db, spec))
+    return study_out(studies.create_study(hub.db, spec, hub.registry))
 
 
 @router.get("", response_model=StudyPage)
