@@ -11,7 +11,7 @@ It needs a URL and a token, nothing else: no database credentials, no server imp
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from service.api.schemas import (
     AskOut,
+    ClaimOut,
     HeartbeatOut,
     ReportOut,
     StudyOut,
@@ -160,6 +161,16 @@ class HpsClient:
     def best(self, study_id: int) -> TrialOut:
         """The best complete trial (``HpsError`` 404 until one completes)."""
         return self._call("GET", f"/v1/studies/{study_id}/best", TrialOut)
+
+    # Workers
+
+    def claim(self, worker_id: str, device: str, tasks: Sequence[str]) -> ClaimOut | None:
+        """A trial from a running study of one of ``tasks``, or None when there is nothing to do."""
+        body = {"worker_id": worker_id, "device": device, "tasks": list(tasks)}
+        response = self._request("POST", "/v1/workers/claim", json=body)
+        if response.status_code == 204:
+            return None
+        return ClaimOut.model_validate(response.json())
 
     # Plumbing
 

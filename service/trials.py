@@ -38,7 +38,7 @@ from service.studies import drop_queued
 from service.views import TrialView, trial_views
 
 # Failures of the infrastructure rather than of the configuration: the same params get another attempt.
-RETRYABLE_REASONS = frozenset({"lease-expired", "oom", "worker-lost", "device-error"})
+RETRYABLE_REASONS = frozenset({"lease-expired", "oom", "worker-lost", "device-error", "interrupted"})
 
 _OPTUNA_STATE = {
     "complete": TrialState.COMPLETE,

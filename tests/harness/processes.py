@@ -7,7 +7,6 @@ outcome: a test never kills anything it did not start.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -16,8 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
-
-_LISTENING = re.compile(r"Uvicorn running on http://([\d.]+):(\d+)")
 
 
 class ManagedProcess:
@@ -66,11 +63,13 @@ class ManagedProcess:
 
 
 class ServerProcess(ManagedProcess):
-    """``hps serve`` on a free port (the server binds port 0 and says which one it got)."""
+    """``hps serve`` on a free port (the server binds port 0 and writes its URL to a file)."""
 
     def __init__(self, env: Mapping[str, str], log_path: Path, port: int = 0) -> None:
+        self.address_file = log_path.with_suffix(".address")
+        self.address_file.unlink(missing_ok=True)
         args = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--log-level", "info"]
-        super().__init__(args, env, log_path)
+        super().__init__([*args, "--address-file", str(self.address_file)], env, log_path)
         self.base_url = ""
 
     def wait_ready(self, timeout: float = 60.0) -> str:
@@ -79,10 +78,8 @@ class ServerProcess(ManagedProcess):
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
                 raise RuntimeError(f"server exited with {self.popen.returncode}:\n{self.output()}")
-            if not self.base_url:
-                found = _LISTENING.search(self.output())
-                if found:
-                    self.base_url = f"http://{found.group(1)}:{found.group(2)}"
+            if not self.base_url and self.address_file.exists():
+                self.base_url = self.address_file.read_text().strip()
             if self.base_url and _ready(self.base_url):
                 return self.base_url
             time.sleep(0.1)

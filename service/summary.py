@@ -1,0 +1,65 @@
+"""Per-optimizer summaries of a study's trials: the question every user asks — which optimizer, and
+how sure are we? Works on the trials as the API returns them, so the CLI, the demo and reports share it."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from service.api.schemas import TrialOut
+
+
+@dataclass(frozen=True)
+class OptimizerSummary:
+    """How one optimizer fared in a study."""
+
+    optimizer: str
+    trials: int
+    complete: int
+    pruned: int
+    diverged: int
+    failed: int
+    best_value: float | None
+    median_value: float | None
+    median_convergence_epochs: float | None
+    median_generalization_gap: float | None
+
+
+def summarize_by_optimizer(trials: Iterable[TrialOut], direction: str) -> list[OptimizerSummary]:
+    """One row per optimizer, best first. Trials without an ``optimizer`` param count as "adamw",
+    the workers' default."""
+    groups: dict[str, list[TrialOut]] = {}
+    for trial in trials:
+        if trial.state in ("running", "queued"):
+            continue
+        groups.setdefault(str(trial.params.get("optimizer", "adamw")), []).append(trial)
+    rows = [_summarize(name, group, direction) for name, group in groups.items()]
+    sign = -1.0 if direction == "maximize" else 1.0
+    return sorted(rows, key=lambda r: (r.best_value is None, sign * (r.best_value or 0.0)))
+
+
+def _summarize(name: str, trials: list[TrialOut], direction: str) -> OptimizerSummary:
+    values = [t.value for t in trials if t.state == "complete" and t.value is not None]
+    pick = max if direction == "maximize" else min
+    return OptimizerSummary(
+        optimizer=name,
+        trials=len(trials),
+        complete=sum(t.state == "complete" for t in trials),
+        pruned=sum(t.state == "pruned" for t in trials),
+        diverged=sum(t.state == "diverged" for t in trials),
+        failed=sum(t.state == "failed" for t in trials),
+        best_value=pick(values) if values else None,
+        median_value=statistics.median(values) if values else None,
+        median_convergence_epochs=_median_attr(trials, "convergence_epochs"),
+        median_generalization_gap=_median_attr(trials, "generalization_gap"),
+    )
+
+
+def _median_attr(trials: list[TrialOut], key: str) -> float | None:
+    found = [
+        float(t.attrs[key])
+        for t in trials
+        if t.state == "complete" and isinstance(t.attrs.get(key), int | float)
+    ]
+    return statistics.median(found) if found else None

@@ -1,0 +1,64 @@
+"""Keeping a trial's lease alive: a background thread heartbeats while the trial trains."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+from service.client import HpsClient, HpsError
+
+log = logging.getLogger(__name__)
+
+MIN_INTERVAL_S = 0.2
+
+
+class LeaseKeeper:
+    """Heartbeats a trial at a third of its remaining lease. ``lost`` is set when the service says
+    the lease is gone (409); ``stop_requested`` when it says the trial should stop."""
+
+    def __init__(self, client: HpsClient, study_id: int, number: int, expires_at: datetime) -> None:
+        self._client = client
+        self._study_id = study_id
+        self._number = number
+        self._expires_at = expires_at
+        self.lost = threading.Event()
+        self.stop_requested = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{study_id}-{number}", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
+
+    def extended(self, expires_at: datetime) -> None:
+        """Note a new expiry learnt elsewhere (a report also extends the lease)."""
+        self._expires_at = max(self._expires_at, expires_at)
+
+    def _interval(self) -> float:
+        remaining = (self._expires_at - datetime.now(UTC)).total_seconds()
+        return max(MIN_INTERVAL_S, remaining / 3)
+
+    def _beat(self) -> None:
+        while not self._done.wait(self._interval()):
+            try:
+                answer = self._client.heartbeat(self._study_id, self._number)
+            except HpsError as error:
+                if error.status == 409:
+                    log.warning("trial %s/%s: lease lost (%s)", self._study_id, self._number, error.detail)
+                    self.lost.set()
+                    return
+                # Outages are retried at the next beat; the lease may survive a short one.
+                log.info("heartbeat of trial %s/%s failed: %s", self._study_id, self._number, error)
+                continue
+            self._expires_at = answer.lease.expires_at
+            if answer.should_stop:
+                self.stop_requested.set()

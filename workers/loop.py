@@ -1,0 +1,248 @@
+"""The worker: claim a trial over HTTP, fine-tune with the sampled optimizer, report each epoch,
+complete with what was measured; back off when there is nothing to do.
+
+A worker needs an API URL and a token, never database credentials. Pretrained weights and data are
+loaded once per (task, model, dataset) for the life of the process; every trial starts from a fresh copy.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+
+from service.api.schemas import ClaimOut
+from service.client import HpsClient, HpsError, Outcome
+from workers.backoff import Backoff, call_with_retry
+from workers.devices import parse_device
+from workers.leases import LeaseKeeper
+from workers.registry import Registry, ResolvedTask
+from workers.tasks.base import Task, TaskFactory
+from workers.training import Decision, EpochResult, TrainingOutcome, TrainingPlan, train
+
+log = logging.getLogger("hps.worker")
+
+# Reason codes the service retries with the same params (see service.trials.RETRYABLE_REASONS).
+OOM = "oom"
+INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How one worker process runs."""
+
+    worker_id: str
+    device: str
+    cache_dir: Path
+    tasks: tuple[str, ...]
+    max_trials: int | None = None
+    once: bool = False
+    log_json: bool = False
+    idle_backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=30.0))
+
+
+@dataclass(frozen=True)
+class TrialReport:
+    """What the worker did with one claim, for its log line."""
+
+    study_id: int
+    number: int
+    state: str
+    value: float | None
+    reason: str | None
+    seconds: float
+
+
+class Worker:
+    """One process on one device, running trials one after another."""
+
+    def __init__(self, client: HpsClient, registry: Registry, options: WorkerOptions) -> None:
+        self.client = client
+        self.registry = registry
+        self.options = options
+        self.device = parse_device(options.device)
+        self.stopping = threading.Event()
+        self._tasks: dict[tuple[str, str | None, str | None], Task] = {}
+
+    def install_signal_handlers(self) -> None:
+        """First SIGTERM/SIGINT: finish the current step, hand the trial back, exit 0.
+        A second one: exit at once."""
+
+        def handle(signum: int, frame: FrameType | None) -> None:
+            if self.stopping.is_set():
+                log.warning("second signal: exiting now")
+                raise SystemExit(130)
+            log.info("signal %s: handing the current trial back and stopping", signum)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def run(self) -> int:
+        """Claim and run trials until told to stop, out of work (``once``) or at ``max_trials``."""
+        done, idle = 0, 0
+        while not self.stopping.is_set():
+            claim = call_with_retry(
+                lambda: self.client.claim(self.options.worker_id, self.options.device, self.options.tasks),
+                stop=self.stopping,
+                give_up_after=float("inf"),
+                on_retry=lambda error, wait: log.warning(
+                    "service unavailable (%s); retry in %.1fs", error, wait
+                ),
+            )
+            if claim is None:
+                if self.options.once:
+                    break
+                self.stopping.wait(self.options.idle_backoff.delay(idle))
+                idle += 1
+                continue
+            idle = 0
+            self._log(self.run_claim(claim))
+            done += 1
+            if self.options.max_trials is not None and done >= self.options.max_trials:
+                break
+        return 0
+
+    def run_claim(self, claim: ClaimOut) -> TrialReport:
+        """Run one claimed trial to its end and tell the service how it ended."""
+        started = time.monotonic()
+        study_id, number = claim.study_id, claim.trial.number
+        with LeaseKeeper(self.client, study_id, number, claim.trial.lease.expires_at) as lease:
+            outcome = self._train(claim, lease)
+        state, value, reason = _completion(outcome, lease, self.stopping)
+        if state is not None:
+            attrs = outcome.attrs if isinstance(outcome, TrainingOutcome) else {}
+            self._complete(claim, state, value, reason, attrs)
+        if reason is not None and reason.startswith(OOM):
+            _free_device_memory(self.device)
+        return TrialReport(study_id, number, state or "lease-lost", value, reason, time.monotonic() - started)
+
+    def _train(self, claim: ClaimOut, lease: LeaseKeeper) -> TrainingOutcome | BaseException:
+        try:
+            resolved = self.registry.resolve(**_task_fields(claim.task))
+            task = self._task(resolved)
+            plan = TrainingPlan(
+                epochs=resolved.epochs,
+                batch_size=resolved.batch_size,
+                max_steps_per_epoch=resolved.max_steps_per_epoch,
+                metric=claim.metric,
+                direction="maximize" if claim.direction == "maximize" else "minimize",
+                seed=claim.seed,
+                device=self.device,
+            )
+            report = self._reporter(claim, lease)
+            stop = _any_set(self.stopping, lease.lost, lease.stop_requested)
+            return train(task, claim.trial.params, plan, report, stop)
+        except Exception as error:  # the trial fails; the worker goes on with the next one
+            log.exception("trial %s/%s raised", claim.study_id, claim.trial.number)
+            return error
+
+    def _reporter(self, claim: ClaimOut, lease: LeaseKeeper) -> Callable[[EpochResult], Decision]:
+        def report(result: EpochResult) -> Decision:
+            try:
+                answer = call_with_retry(
+                    lambda: self.client.report(
+                        claim.study_id, claim.trial.number, result.epoch, result.value
+                    ),
+                    stop=self.stopping,
+                )
+            except HpsError as error:
+                if error.status == 409:
+                    lease.lost.set()
+                    return Decision.STOP
+                raise
+            if answer.should_stop:
+                lease.stop_requested.set()
+                return Decision.STOP
+            return Decision.PRUNE if answer.should_prune else Decision.CONTINUE
+
+        return report
+
+    def _task(self, resolved: ResolvedTask) -> Task:
+        key = (
+            resolved.info.name,
+            resolved.model.name if resolved.model else None,
+            resolved.dataset.name if resolved.dataset else None,
+        )
+        if key not in self._tasks:
+            module_name, _, attribute = resolved.info.implementation.partition(":")
+            factory: TaskFactory = getattr(importlib.import_module(module_name), attribute)
+            self._tasks[key] = factory(resolved.model, resolved.dataset, self.options.cache_dir)
+        return self._tasks[key]
+
+    def _complete(
+        self, claim: ClaimOut, state: Outcome, value: float | None, reason: str | None, attrs: dict[str, Any]
+    ) -> None:
+        attrs = {**attrs, "worker_id": self.options.worker_id}
+        try:
+            call_with_retry(
+                lambda: self.client.complete(
+                    claim.study_id, claim.trial.number, value, state=state, reason=reason, attrs=attrs
+                ),
+                give_up_after=3600.0,
+            )
+        except HpsError as error:
+            # 409: the lease was reaped meanwhile and a retry owns these params now.
+            log.warning("completing trial %s/%s refused: %s", claim.study_id, claim.trial.number, error)
+
+    def _log(self, report: TrialReport) -> None:
+        if self.options.log_json:
+            log.info(json.dumps({"event": "trial", "worker_id": self.options.worker_id, **vars(report)}))
+            return
+        shown = f" value={report.value:.6g}" if report.value is not None else ""
+        why = f" ({report.reason})" if report.reason else ""
+        log.info(
+            "study %s trial %s: %s%s%s in %.1fs",
+            report.study_id,
+            report.number,
+            report.state,
+            shown,
+            why,
+            report.seconds,
+        )
+
+
+def _completion(
+    outcome: TrainingOutcome | BaseException, lease: LeaseKeeper, stopping: threading.Event
+) -> tuple[Outcome | None, float | None, str | None]:
+    """How to complete the trial; state None means "don't": the lease is gone."""
+    if lease.lost.is_set():
+        return None, None, "lease lost"
+    if isinstance(outcome, BaseException):
+        if isinstance(outcome, torch.cuda.OutOfMemoryError):
+            return "failed", None, f"{OOM}: {str(outcome)[:300]}"
+        return "failed", None, f"error: {type(outcome).__name__}: {str(outcome)[:300]}"
+    if outcome.state == "stopped":
+        if stopping.is_set():
+            return "failed", None, f"{INTERRUPTED}: the worker was asked to stop"
+        return "pruned", None, "stopped: the study is no longer running"
+    if outcome.state == "complete":
+        return "complete", outcome.value, None
+    return outcome.state, None, outcome.reason
+
+
+def _free_device_memory(device: torch.device) -> None:
+    # Outside any except block, so the exception's frames (holding tensors) are already gone.
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _any_set(*events: threading.Event) -> Callable[[], bool]:
+    return lambda: any(event.is_set() for event in events)
+
+
+def _task_fields(task: dict[str, Any]) -> dict[str, Any]:
+    names = ("model", "dataset", "epochs", "batch_size", "max_steps_per_epoch")
+    return {"task": task["name"], **{name: task.get(name) for name in names}}
