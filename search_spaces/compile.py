@@ -29,6 +29,7 @@ from search_spaces.schema import (
     Param,
     ParamValue,
     SearchSpace,
+    SearchSpaceError,
 )
 
 REVERSE_LOG_PREFIX = "1-"
@@ -298,3 +299,16 @@ def _discrete_values(param: Param) -> list[Any] | None:
     # Decimal arithmetic gives 0.3 rather than 0.30000000000000004.
     low, step = Decimal(str(param.low)), Decimal(str(param.step))
     return [float(low + i * step) for i in range(count)]
+
+
+def check_starts(space: SearchSpace, starts: list[dict[str, ParamValue]]) -> None:
+    """Raise ``SearchSpaceError`` (field ``starts.<i>``) unless every start fits ``space``
+    (already resolved) exactly: every active param given, in range, nothing else."""
+    if space.grid is not None:
+        raise SearchSpaceError("starts", "a grid is searched exhaustively; it takes no starts")
+    compiled = compile_space(space)
+    for index, start in enumerate(starts):
+        try:
+            compiled.encode(start)
+        except ParamsMismatch as error:
+            raise SearchSpaceError(f"starts.{index}", f"start {index}: {error}") from None

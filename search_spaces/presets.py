@@ -64,14 +64,31 @@ def resolve(space: SearchSpace) -> SearchSpace:
                 "params",
                 f"preset {space.preset!r} is a grid, so params cannot be added to it",
             )
-        return SearchSpace(description=description, grid=preset.grid)
+        return SearchSpace(description=description, grid=preset.grid, starts=space.starts)
     # A validated preset without a grid has params.
     merged = dict(preset.params or {})
     merged.update(space.params or {})
     # Checked here so the caller gets a SearchSpaceError rather than a
     # ValidationError from building the merged space.
     check_params(merged)
-    return SearchSpace(description=description, params=merged)
+    # The caller's own starts must fit (checked by SearchSpace); the preset's are
+    # kept only where they still fit the merged params.
+    starts = space.starts if space.starts is not None else _fitting(merged, preset.starts or [])
+    return SearchSpace(description=description, params=merged, starts=starts)
+
+
+def _fitting(params: dict[str, Any], starts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from search_spaces.compile import ParamsMismatch, compile_space
+
+    compiled = compile_space(SearchSpace(params=params))
+    kept = []
+    for start in starts:
+        try:
+            compiled.encode(start)
+        except ParamsMismatch:
+            continue
+        kept.append(start)
+    return kept
 
 
 @functools.cache

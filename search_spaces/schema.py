@@ -20,6 +20,7 @@ ParamValue: TypeAlias = str | int | float | bool | None
 MAX_PARAMS = 64
 MAX_CHOICES = 256
 MAX_CHOICE_LENGTH = 200
+MAX_STARTS = 32
 # Names cannot contain "-", so the Optuna name "1-<name>" that reverse_log uses
 # can never collide with another parameter's name.
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}")
@@ -97,6 +98,10 @@ class SearchSpace(BaseModel):
     ``preset`` with ``params`` (which add to or replace the preset's params of
     the same name). Validation checks the space as it is after the preset is
     merged, so a valid space always compiles.
+
+    ``starts`` are configurations to try first, before any sampling: a
+    preset's (the optimizers' customary defaults) unless the request gives its
+    own; ``[]`` turns them off. Each must fit the space exactly.
     """
 
     model_config = _MODEL_CONFIG
@@ -105,19 +110,25 @@ class SearchSpace(BaseModel):
     description: str | None = None
     params: dict[str, Param] | None = None
     grid: dict[str, list[ParamValue]] | None = None
+    starts: list[dict[str, ParamValue]] | None = Field(default=None, max_length=MAX_STARTS)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         _check_shape(self)
-        if self.preset is not None:
-            # Imported here: presets.py builds SearchSpace objects itself.
-            from search_spaces.presets import resolve
+        # Imported here: presets.py and compile.py build SearchSpace objects themselves.
+        from search_spaces.compile import check_starts
+        from search_spaces.presets import resolve
 
-            resolve(self)
+        if self.preset is not None:
+            resolved = resolve(self)
         elif self.params is not None:
             check_params(self.params)
-        elif self.grid is not None:
-            check_grid(self.grid)
+            resolved = self
+        else:
+            check_grid(self.grid or {})
+            resolved = self
+        if self.starts:
+            check_starts(resolved, self.starts)
         return self
 
 

@@ -131,7 +131,7 @@ def worker(
 
 @app.command()
 def demo(
-    trials: int = typer.Option(30, min=1, max=500, help="The study's trial budget."),
+    trials: int = typer.Option(40, min=1, max=500, help="The study's trial budget."),
     workers: int = typer.Option(2, min=1, max=16, help="Worker processes (one CPU thread each)."),
     data_dir: Path = typer.Option(Path("var/demo"), help="Where the demo's database and caches live."),
 ) -> None:

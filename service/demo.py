@@ -41,7 +41,8 @@ def demo_spec(n_trials: int, n_workers: int) -> dict[str, Any]:
 
 def run_demo(*, data_dir: Path, n_trials: int, n_workers: int) -> int:
     """Run the demo; returns the process exit code."""
-    console = Console()
+    # Wide enough for the per-optimizer table even when the output is not a terminal.
+    console = Console(width=None if sys.stdout.isatty() else 120)
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(24)

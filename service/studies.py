@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from optuna.trial import TrialState
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from search_spaces import SearchSpaceError, compile_space, resolve
 from service.clock import utcnow
 from service.errors import InvalidInput, StudyNameTaken, StudyNotFound
+from service.queue import drop_queued, enqueue_trial
 from service.sampling import Sampling
-from service.specs import StudySpec, TaskSpec
+from service.specs import StudySpec, SuccessiveHalvingPruner, TaskSpec
 from service.store.database import Database
 from service.store.optuna_tables import OptunaTables
 from service.store.studies import StudyRecord, StudyRepository
@@ -76,7 +76,14 @@ def _with_task_defaults(spec: StudySpec, task: TaskSpec, registry: Registry) -> 
         batch_size=resolved.batch_size,
         max_steps_per_epoch=resolved.max_steps_per_epoch,
     )
-    return spec.model_copy(update={"task": filled, "metric": metric, "direction": direction})
+    update: dict[str, object] = {"task": filled, "metric": metric, "direction": direction}
+    if "pruner" not in spec.model_fields_set:
+        # Epoch-based fine-tuning: asynchronous successive halving from the first epoch, which in
+        # bench/search_efficiency.py spent the fewest epochs of the pruners tried.
+        update["pruner"] = SuccessiveHalvingPruner(
+            name="successive_halving", min_resource=1, reduction_factor=3
+        )
+    return spec.model_copy(update=update)
 
 
 def create_study(
@@ -89,6 +96,7 @@ def create_study(
 ) -> StudyView:
     """Create the study in Optuna's tables and hps's, or raise ``StudyNameTaken``."""
     spec = normalize_spec(spec, registry)
+    compiled = compile_space(spec.search_space)
     moment = now or utcnow()
     timeout = spec.budget.timeout_s
 
@@ -113,6 +121,8 @@ def create_study(
             finished_at=None,
         )
         StudyRepository(session).add(record)
+        for start in (spec.search_space.starts or [])[: spec.n_trials]:
+            enqueue_trial(session, compiled, study_id, start, moment)
         return study_views(session, [record])[0]
 
     return db.run(work, write=True)
@@ -186,15 +196,6 @@ def delete_study(db: Database, sampling: Sampling, study_id: int) -> None:
 
     db.run(work, write=True)
     sampling.reset()
-
-
-def drop_queued(session: Session, study_id: int, *, reason: str, now: datetime) -> None:
-    """Fail every queued retry of a study (in Optuna too), e.g. when it is cancelled."""
-    trials = TrialRepository(session)
-    optuna_tables = OptunaTables(session)
-    for queued in trials.queued(study_id):
-        optuna_tables.finish_trial(queued.optuna_trial_id, TrialState.FAIL, None, {}, now)
-        trials.update(queued.id, state="failed", reason=reason, finished_at=now)
 
 
 def _require(session: Session, study_id: int, *, lock: bool = False) -> StudyRecord:

@@ -27,6 +27,7 @@ from service.errors import (
     StudyOutOfTime,
     TrialNotFound,
 )
+from service.queue import drop_queued, enqueue_trial
 from service.sampling import Sampling, StudyRuntime
 from service.specs import Completion, Report
 from service.store.database import Database
@@ -34,7 +35,6 @@ from service.store.draft import NEW_TRIAL_ID, Draft
 from service.store.optuna_tables import OptunaTables
 from service.store.studies import StudyRecord, StudyRepository
 from service.store.trials import Progress, TrialRecord, TrialRepository
-from service.studies import drop_queued
 from service.views import TrialView, trial_views
 
 # Failures of the infrastructure rather than of the configuration: the same params get another attempt.
@@ -282,7 +282,15 @@ def finish_trial(
     optuna_tables.finish_trial(trial.optuna_trial_id, state, value, user_attrs, now)
     retry_number = None
     if completion.state == "failed" and _should_retry(runtime, trial, completion):
-        retry_number = _queue_retry(session, runtime, trial, now)
+        retry_number = enqueue_trial(
+            session,
+            runtime.space,
+            trial.study_id,
+            trial.params,
+            now,
+            attempt=trial.attempt + 1,
+            retry_of=trial.number,
+        )
     changes: dict[str, Any] = {
         "state": completion.state,
         "value": completion.value,
@@ -391,34 +399,3 @@ def _should_retry(runtime: StudyRuntime, trial: TrialRecord, completion: Complet
         reason_code(completion.reason) in RETRYABLE_REASONS
         and trial.attempt <= runtime.spec.budget.max_retries
     )
-
-
-def _queue_retry(session: Session, runtime: StudyRuntime, trial: TrialRecord, now: datetime) -> int:
-    """A new attempt with the same params, queued in Optuna as an enqueued (WAITING) trial."""
-    optuna_tables = OptunaTables(session)
-    number = TrialRepository(session).progress([trial.study_id])[trial.study_id].attempts
-    fixed, _ = runtime.space.encode(trial.params)
-    optuna_trial_id = optuna_tables.insert_waiting_trial(trial.study_id, number, fixed)
-    TrialRepository(session).add(
-        TrialRecord(
-            id=0,
-            study_id=trial.study_id,
-            number=number,
-            optuna_trial_id=optuna_trial_id,
-            state="queued",
-            reason=None,
-            value=None,
-            params=trial.params,
-            attrs={},
-            attempt=trial.attempt + 1,
-            retry_of=trial.number,
-            retried_by=None,
-            worker_id=None,
-            lease_expires_at=None,
-            completion=None,
-            created_at=now,
-            started_at=None,
-            finished_at=None,
-        )
-    )
-    return number

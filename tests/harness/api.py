@@ -17,7 +17,7 @@ def study_body(name: str, **overrides: Any) -> dict[str, Any]:
         "name": name,
         "direction": "maximize",
         "metric": "val_accuracy",
-        "search_space": {"preset": "optimizers"},
+        "search_space": {"preset": "optimizers", "starts": []},
         "sampler": {"name": "tpe", "seed": 42},
         "pruner": {"name": "hyperband"},
         "budget": {"n_trials": 5, "max_parallel": 4, "max_failed": 3, "max_retries": 2},

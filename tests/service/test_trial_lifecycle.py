@@ -26,7 +26,7 @@ from service.specs import Completion, Report, StudySpec
 def make_spec(name: str, **overrides: Any) -> StudySpec:
     body: dict[str, Any] = {
         "name": name,
-        "search_space": {"preset": "optimizers"},
+        "search_space": {"preset": "optimizers", "starts": []},
         "sampler": {"name": "tpe", "seed": 7},
         "budget": {"n_trials": 6},
     }
@@ -206,7 +206,9 @@ def test_delete_removes_the_optuna_study_too(stack: Stack) -> None:
     "sampler", ["tpe", "random", "gp", "cmaes", "qmc"], ids=lambda name: f"sampler-{name}"
 )
 def test_every_sampler_samples(stack: Stack, sampler: str) -> None:
-    study_id = create(stack, sampler={"name": sampler, "seed": 1}, search_space={"preset": "adamw"})
+    study_id = create(
+        stack, sampler={"name": sampler, "seed": 1}, search_space={"preset": "adamw", "starts": []}
+    )
     seen = []
     for value in range(4):
         asked = ask(stack, study_id)
@@ -258,3 +260,22 @@ def test_every_pruner_answers(stack: Stack, pruner: dict[str, Any]) -> None:
         else:
             complete(stack, study_id, number, state="complete", value=float(index * 10 + 3))
     assert any(answers) == (pruner["name"] != "none")
+
+
+def test_a_presets_starts_run_first_then_sampling_takes_over(stack: Stack) -> None:
+    study_id = create(stack, search_space={"preset": "optimizers"}, budget={"n_trials": 6})
+    view = studies.get_study(stack.db, study_id)
+    assert view.progress.queued == 4 and view.remaining == 2
+    first = [ask(stack, study_id).params for _ in range(4)]
+    assert [p["optimizer"] for p in first] == ["adamw", "adam", "sgd", "adagrad"]
+    assert first[0]["lr"] == 1e-3 and first[0]["beta2"] == 0.999
+    sampled = ask(stack, study_id)
+    assert sampled.number == 4 and sampled.attempt == 1
+    loaded = optuna.load_study(study_name="study", storage=stack.url)
+    assert loaded.trials[0].params["optimizer"] == "adamw"
+    assert loaded.trials[0].system_attrs["fixed_params"]["lr"] == 1e-3
+
+
+def test_starts_beyond_the_budget_are_not_queued(stack: Stack) -> None:
+    study_id = create(stack, search_space={"preset": "optimizers"}, budget={"n_trials": 2})
+    assert studies.get_study(stack.db, study_id).progress.queued == 2

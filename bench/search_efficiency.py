@@ -1,0 +1,162 @@
+"""How much fine-tuning compute does each search strategy spend on `digits`?
+
+For several seeds and the same trial budget, one study per strategy tunes the `optimizers` preset on the
+`digits` transfer task through hps's own use cases (ask → train → report/prune → complete on a SQLite
+database; the HTTP layer is left out, it changes no decision): random search, TPE, TPE + Hyperband, and
+hps's defaults for a study with a task. It prints, per strategy, the epochs spent until some trial first
+reported a validation accuracy at or above the target, and the best accuracy reached within an equal
+epoch budget, each as a ratio against random search measured in the same run.
+
+    python bench/search_efficiency.py [--seeds 8] [--trials 40] [--targets 0.985 0.99]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]
+
+from service import studies, trials  # noqa: E402
+from service.errors import Conflict  # noqa: E402
+from service.sampling import Sampling  # noqa: E402
+from service.specs import Completion, Report, StudySpec  # noqa: E402
+from service.store.database import Database  # noqa: E402
+from service.store.schema import upgrade  # noqa: E402
+from service.strategies import trial_seed  # noqa: E402
+from workers.registry import load_registry  # noqa: E402
+from workers.tasks.base import Task  # noqa: E402
+from workers.tasks.digits import make_task  # noqa: E402
+from workers.training import Decision, EpochResult, TrainingPlan, train  # noqa: E402
+
+LEASE = timedelta(minutes=10)
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "random": {"sampler": {"name": "random"}, "pruner": {"name": "none"}},
+    "tpe": {"sampler": {"name": "tpe"}, "pruner": {"name": "none"}},
+    "tpe+hyperband": {"sampler": {"name": "tpe"}, "pruner": {"name": "hyperband"}},
+    # What a user gets by naming only the task and the preset: the preset's starts, TPE and the
+    # default pruner.
+    "hps defaults": {"search_space": {"preset": "optimizers"}},
+}
+
+
+@dataclass
+class Run:
+    """One study's history: (epochs trained, val accuracy) per reported epoch, in order."""
+
+    points: list[tuple[int, float]]
+
+    def epochs_to(self, target: float) -> int | None:
+        return next((spent for spent, value in self.points if value >= target), None)
+
+    def best_within(self, epochs: int) -> float:
+        return max((value for spent, value in self.points if spent <= epochs), default=0.0)
+
+
+def run_study(task: Task, strategy: str, seed: int, n_trials: int, directory: Path) -> Run:
+    slug = strategy.replace(" ", "-").replace("+", "-")
+    url = f"sqlite:///{directory / f'{slug}-{seed}.db'}"
+    upgrade(url)
+    db, sampling = Database(url), Sampling(url)
+    body: dict[str, Any] = {
+        "name": "bench",
+        "task": {"name": "digits"},
+        "search_space": {"preset": "optimizers", "starts": []},
+        "budget": {"n_trials": n_trials},
+        **STRATEGIES[strategy],
+    }
+    body["sampler"] = {**body.get("sampler", {"name": "tpe"}), "seed": seed}
+    study = studies.create_study(db, StudySpec.model_validate(body), load_registry()).record
+    spent, points = 0, []
+    for _ in range(n_trials):
+        try:
+            asked = trials.ask_trial(db, sampling, study.id, lease=LEASE)
+        except Conflict:
+            break
+
+        def report(result: EpochResult, number: int = asked.number) -> Decision:
+            nonlocal spent
+            spent += 1
+            points.append((spent, result.value))
+            answer = trials.report_trial(
+                db, sampling, study.id, number, Report(step=result.epoch, value=result.value), lease=LEASE
+            )
+            return Decision.PRUNE if answer.should_prune else Decision.CONTINUE
+
+        plan = TrainingPlan(
+            epochs=int(study.spec["task"]["epochs"]),
+            batch_size=int(study.spec["task"]["batch_size"]),
+            max_steps_per_epoch=None,
+            metric="val_accuracy",
+            direction="maximize",
+            seed=trial_seed(seed, asked.number),
+            device=torch.device("cpu"),
+        )
+        outcome = train(task, asked.params, plan, report)
+        if outcome.state == "complete":
+            completion = Completion(state="complete", value=outcome.value)
+        else:
+            completion = Completion(
+                state=outcome.state if outcome.state != "stopped" else "pruned", reason=outcome.reason
+            )
+        trials.complete_trial(db, sampling, study.id, asked.number, completion)
+    sampling.close()
+    db.dispose()
+    return Run(points)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.985, 0.99])
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    runs: dict[str, list[Run]] = {name: [] for name in STRATEGIES}
+    with tempfile.TemporaryDirectory() as tmp:
+        task = make_task(None, None, Path(tmp) / "cache")
+        for seed in range(args.seeds):
+            for name in STRATEGIES:
+                runs[name].append(run_study(task, name, seed, args.trials, Path(tmp)))
+                last = runs[name][-1]
+                reached = last.epochs_to(args.target)
+                print(
+                    f"seed {seed} {name:14} epochs {last.points[-1][0]:4d}  to target {reached}", flush=True
+                )
+    report(runs, args.target)
+
+
+def report(runs: dict[str, list[Run]], target: float) -> None:
+    # A study that never reached the target is charged every epoch it spent (a lower bound on its cost).
+    def cost(run: Run) -> int:
+        return run.epochs_to(target) or run.points[-1][0]
+
+    equal = min(run.points[-1][0] for group in runs.values() for run in group)
+    baseline_cost = statistics.mean(cost(r) for r in runs["random"])
+    baseline_best = statistics.mean(r.best_within(equal) for r in runs["random"])
+    print(f"\ntarget val_accuracy {target}; equal compute = {equal} epochs (the smallest study's total)")
+    print(
+        f"{'strategy':14} {'reached':>8} {'mean epochs to target':>22} {'x fewer than random':>20} "
+        f"{'best acc @ equal':>17} {'error ratio vs random':>22}"
+    )
+    for name, group in runs.items():
+        reached = sum(r.epochs_to(target) is not None for r in group)
+        mean_cost = statistics.mean(cost(r) for r in group)
+        best = statistics.mean(r.best_within(equal) for r in group)
+        print(
+            f"{name:14} {reached:>5}/{len(group):<2} {mean_cost:>22.1f} {baseline_cost / mean_cost:>20.2f} "
+            f"{best:>17.4f} {(1 - best) / max(1e-9, 1 - baseline_best):>22.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
