@@ -216,3 +216,55 @@ def test_openapi_describes_every_route(api_server: RunningServer) -> None:
         ("/readyz", "get"),
     ]:
         assert method in paths[path], (path, method)
+
+
+TASK_ERRORS = [
+    ({"task": {"name": "digits", "model": "minilm-l6"}}, "task.model"),
+    ({"task": {"name": "digits", "dataset": "nope"}}, "task.dataset"),
+    ({"task": {"name": "digits"}, "metric": "val_f1"}, "metric"),
+    ({"task": {"name": "digits"}, "metric": "val_loss", "direction": "maximize"}, "direction"),
+    ({"task": {"name": "digits", "model": "/etc/passwd"}}, "task.model"),
+    ({"task": {"name": "digits", "epochs": 0}}, "task.epochs"),
+    ({"search_space": {"preset": "adam", "starts": [{"lr": 5.0}]}}, "search_space.starts.0"),
+]
+
+
+@pytest.mark.parametrize(("change", "field"), TASK_ERRORS, ids=[f for _, f in TASK_ERRORS])
+def test_task_and_starts_errors_are_422(
+    api_server: RunningServer, change: dict[str, Any], field: str
+) -> None:
+    body = {k: v for k, v in study_body(unique()).items() if k not in ("metric", "direction")}
+    with api_server.client() as client:
+        response = client.post("/v1/studies", json={**body, **change})
+    assert_error(response, 422, field=field)
+
+
+def test_catalog_of_tasks_models_and_datasets(api_server: RunningServer) -> None:
+    with api_server.client() as client:
+        tasks = {t["name"]: t for t in client.get("/v1/tasks").json()["items"]}
+        models = {m["name"]: m for m in client.get("/v1/models").json()["items"]}
+        datasets = {d["name"]: d for d in client.get("/v1/datasets").json()["items"]}
+    assert {"quadratic", "digits", "text-classification", "image-classification"} <= set(tasks)
+    assert tasks["digits"]["metrics"] == {"val_accuracy": "maximize", "val_loss": "minimize"}
+    assert models["minilm-l6"]["task"] == "text-classification"
+    assert "path" not in models["minilm-l6"] and "reviews-sample" in datasets
+
+
+def test_a_task_study_gets_the_tasks_defaults(api_server: RunningServer) -> None:
+    body = {"name": unique(), "task": {"name": "digits"}, "search_space": {"preset": "optimizers"}}
+    with api_server.client() as client:
+        study = client.post("/v1/studies", json=body).json()
+    assert (study["metric"], study["direction"]) == ("val_accuracy", "maximize")
+    assert study["spec"]["task"]["model"] == "digits-cnn"
+    assert study["spec"]["pruner"]["name"] == "successive_halving"
+    assert study["progress"]["queued"] == 4  # the preset's starts
+
+
+def test_claim_answers_204_when_there_is_nothing_to_do(api_server: RunningServer) -> None:
+    with api_server.client() as client:
+        response = client.post(
+            "/v1/workers/claim", json={"worker_id": "w-1", "device": "cpu", "tasks": ["image-classification"]}
+        )
+        assert response.status_code == 204
+        bad = client.post("/v1/workers/claim", json={"worker_id": "w 1", "device": "cpu", "tasks": []})
+        assert_error(bad, 422)
