@@ -54,14 +54,22 @@ class StudyRuntime:
                 sampled = self._drafts.finish()
         return sampled, params
 
-    def should_prune(self, number: int) -> bool:
-        """Ask the study's pruner about trial ``number``, whose latest report is committed."""
+    def draft_of(self, number: int, study_id: int) -> Draft | None:
+        """A draft of running trial ``number`` as committed (None if this process cannot see it)."""
+        trials = self._reading_study.get_trials(deepcopy=False)
+        current = next((t for t in trials if t.number == number), None)
+        return None if current is None else Draft.of(current, study_id)
+
+    def prune(self, draft: Draft) -> tuple[bool, Draft]:
+        """Ask the study's pruner about the drafted running trial (its newest point included). Returns
+        the answer and the draft with whatever the pruner recorded on the trial (rungs reached)."""
         with self.lock:
-            trials = self._reading_study.get_trials(deepcopy=False)
-            current = next((t for t in trials if t.number == number), None)
-            if current is None or not current.intermediate_values:
-                return False
-            return bool(self.pruner.prune(self._reading_study, current))
+            self._drafts.begin(draft)
+            try:
+                answer = bool(self.pruner.prune(self._sampling_study, draft.frozen()))
+            finally:
+                pruned = self._drafts.finish()
+        return answer, pruned
 
 
 class Sampling:

@@ -190,22 +190,30 @@ def report_trial(
     lease: timedelta,
     now: datetime | None = None,
 ) -> ReportAnswer:
-    """Record a learning-curve point, extend the lease, and ask the study's pruner."""
+    """Record a learning-curve point, extend the lease, and ask the study's pruner; what the pruner
+    records on the trial is written in the same transaction."""
     moment = now or utcnow()
 
-    def work(session: Session) -> StudyRecord:
+    def work(session: Session) -> ReportAnswer:
         study, trial = _running_trial(session, study_id, number)
-        OptunaTables(session).set_intermediate_value(trial.optuna_trial_id, report.step, report.value)
+        optuna_tables = OptunaTables(session)
+        optuna_tables.set_intermediate_value(trial.optuna_trial_id, report.step, report.value)
         TrialRepository(session).update(trial.id, lease_expires_at=moment + lease)
-        return study
+        if _must_stop(study, moment):
+            return ReportAnswer(should_prune=False, should_stop=True)
+        if not math.isfinite(report.value):
+            return ReportAnswer(should_prune=True, should_stop=False)
+        runtime = sampling.runtime(study.id, study.name, study.spec)
+        draft = runtime.draft_of(number, study.id)
+        if draft is None:
+            return ReportAnswer(should_prune=False, should_stop=False)
+        draft.intermediate_values[report.step] = report.value
+        prune, pruned = runtime.prune(draft)
+        recorded = {key: pruned.system_attrs[key] for key in pruned.new_system_attr_keys}
+        optuna_tables.set_trial_system_attrs(trial.optuna_trial_id, recorded)
+        return ReportAnswer(should_prune=prune, should_stop=False)
 
-    study = db.run(work, write=True)
-    if _must_stop(study, moment):
-        return ReportAnswer(should_prune=False, should_stop=True)
-    if not math.isfinite(report.value):
-        return ReportAnswer(should_prune=True, should_stop=False)
-    runtime = sampling.runtime(study.id, study.name, study.spec)
-    return ReportAnswer(should_prune=runtime.should_prune(number), should_stop=False)
+    return db.run(work, write=True)
 
 
 def heartbeat_trial(

@@ -1,10 +1,13 @@
-"""An Optuna storage for sampling one trial in memory, so that the ask can be written in one transaction.
+"""An Optuna storage for sampling (or pruning) one trial in memory, so that the ask (or report) can be
+written in one transaction.
 
 Optuna's samplers talk to a storage while they sample: they read the study's trials and write the new
 trial's params and system attrs one call at a time, each its own transaction. hps instead samples against
 a :class:`DraftStorage`: reads pass through to the process's shared (cached) Optuna storage, and every
 write about the trial being drafted stays in memory. The caller then writes the finished draft, the
-lease and the budget check in one transaction. Nothing is half-written if the process dies mid-ask, and
+lease and the budget check in one transaction. Pruners write too (successive halving and Hyperband record
+each rung a trial completes as a system attr); pruning a running trial against a draft of it keeps those
+writes in the report's transaction as well. Nothing is half-written if the process dies mid-ask, and
 the ask costs a handful of statements instead of dozens.
 
 Contract: one draft at a time per instance (the caller holds a lock); a sampler that writes anything but
@@ -41,8 +44,24 @@ class Draft:
     distributions: dict[str, BaseDistribution] = field(default_factory=dict)
     system_attrs: dict[str, Any] = field(default_factory=dict)
     user_attrs: dict[str, Any] = field(default_factory=dict)
+    intermediate_values: dict[int, float] = field(default_factory=dict)
     study_system_attrs: dict[str, Any] = field(default_factory=dict)
     new_system_attr_keys: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, trial: FrozenTrial, study_id: int) -> Draft:
+        """A draft of an existing running trial, e.g. to prune it."""
+        return cls(
+            study_id=study_id,
+            number=trial.number,
+            trial_id=trial._trial_id,
+            datetime_start=trial.datetime_start or datetime.now(),
+            params=dict(trial.params),
+            distributions=dict(trial.distributions),
+            system_attrs=copy.deepcopy(trial.system_attrs),
+            user_attrs=copy.deepcopy(trial.user_attrs),
+            intermediate_values=dict(trial.intermediate_values),
+        )
 
     @property
     def is_new(self) -> bool:
@@ -62,7 +81,7 @@ class Draft:
             distributions=dict(self.distributions),
             user_attrs=copy.deepcopy(self.user_attrs),
             system_attrs=copy.deepcopy(self.system_attrs),
-            intermediate_values={},
+            intermediate_values=dict(self.intermediate_values),
             trial_id=self.trial_id,
         )
 

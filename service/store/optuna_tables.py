@@ -170,6 +170,10 @@ class OptunaTables:
                 )
             )
 
+    def set_trial_system_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
+        """Upsert system attrs of one trial (a pruner's rung records, for instance)."""
+        self._upsert_attrs(om.TrialSystemAttributeModel, trial_id, attrs)
+
     def intermediate_values(self, trial_ids: Iterable[int]) -> IntermediateValues:
         """Learning curves, keyed by Optuna trial id, each sorted by step."""
         model = om.TrialIntermediateValueModel

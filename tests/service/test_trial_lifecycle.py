@@ -279,3 +279,15 @@ def test_a_presets_starts_run_first_then_sampling_takes_over(stack: Stack) -> No
 def test_starts_beyond_the_budget_are_not_queued(stack: Stack) -> None:
     study_id = create(stack, search_space={"preset": "optimizers"}, budget={"n_trials": 2})
     assert studies.get_study(stack.db, study_id).progress.queued == 2
+
+
+def test_what_a_pruner_records_is_written_with_the_report(stack: Stack) -> None:
+    study_id = create(stack, pruner={"name": "successive_halving", "min_resource": 1, "reduction_factor": 2})
+    for index in range(3):
+        number = ask(stack, study_id).number
+        trials.report_trial(
+            stack.db, stack.sampling, study_id, number, Report(step=1, value=float(index)), lease=LEASE
+        )
+    loaded = optuna.load_study(study_name="study", storage=stack.url)
+    rungs = [t.system_attrs.get("completed_rung_0") for t in loaded.trials]
+    assert rungs == [0.0, 1.0, 2.0]
