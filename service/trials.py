@@ -38,7 +38,9 @@ from service.store.trials import Progress, TrialRecord, TrialRepository
 from service.views import TrialView, trial_views
 
 # Failures of the infrastructure rather than of the configuration: the same params get another attempt.
-RETRYABLE_REASONS = frozenset({"lease-expired", "oom", "worker-lost", "device-error", "interrupted"})
+RETRYABLE_REASONS = frozenset({"lease-expired", "oom", "worker-lost", "device-error"})
+# A worker asked to stop (SIGTERM, preemption) hands its trial back: always re-queued, never a failure.
+INTERRUPTED = "interrupted"
 
 _OPTUNA_STATE = {
     "complete": TrialState.COMPLETE,
@@ -290,13 +292,15 @@ def finish_trial(
     optuna_tables.finish_trial(trial.optuna_trial_id, state, value, user_attrs, now)
     retry_number = None
     if completion.state == "failed" and _should_retry(runtime, trial, completion):
+        # A trial handed back by a stopping worker was not tried out: its retry keeps the attempt number.
+        handed_back = reason_code(completion.reason) == INTERRUPTED
         retry_number = enqueue_trial(
             session,
             runtime.space,
             trial.study_id,
             trial.params,
             now,
-            attempt=trial.attempt + 1,
+            attempt=trial.attempt if handed_back else trial.attempt + 1,
             retry_of=trial.number,
         )
     changes: dict[str, Any] = {
@@ -403,7 +407,7 @@ def _last_finite(optuna_tables: OptunaTables, optuna_trial_id: int) -> float | N
 
 
 def _should_retry(runtime: StudyRuntime, trial: TrialRecord, completion: Completion) -> bool:
-    return (
-        reason_code(completion.reason) in RETRYABLE_REASONS
-        and trial.attempt <= runtime.spec.budget.max_retries
-    )
+    code = reason_code(completion.reason)
+    if code == INTERRUPTED:
+        return True
+    return code in RETRYABLE_REASONS and trial.attempt <= runtime.spec.budget.max_retries

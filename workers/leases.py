@@ -9,10 +9,12 @@ from types import TracebackType
 from typing import Self
 
 from service.client import HpsClient, HpsError
+from workers.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
 MIN_INTERVAL_S = 0.2
+_OUTAGE_BACKOFF = Backoff(base=0.5, cap=10.0)
 
 
 class LeaseKeeper:
@@ -48,7 +50,9 @@ class LeaseKeeper:
         return max(MIN_INTERVAL_S, remaining / 3)
 
     def _beat(self) -> None:
-        while not self._done.wait(self._interval()):
+        failures = 0
+        wait = self._interval()
+        while not self._done.wait(wait):
             try:
                 answer = self._client.heartbeat(self._study_id, self._number)
             except HpsError as error:
@@ -56,9 +60,14 @@ class LeaseKeeper:
                     log.warning("trial %s/%s: lease lost (%s)", self._study_id, self._number, error.detail)
                     self.lost.set()
                     return
-                # Outages are retried at the next beat; the lease may survive a short one.
+                # An outage: keep trying with backoff; the lease may survive a short one, and if it
+                # does not, the service says so (409) once it is back.
                 log.info("heartbeat of trial %s/%s failed: %s", self._study_id, self._number, error)
+                wait = _OUTAGE_BACKOFF.delay(failures) + MIN_INTERVAL_S
+                failures += 1
                 continue
+            failures = 0
             self._expires_at = answer.lease.expires_at
+            wait = self._interval()
             if answer.should_stop:
                 self.stop_requested.set()

@@ -11,6 +11,7 @@ import gc
 import importlib
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -26,6 +27,7 @@ from service.api.schemas import ClaimOut
 from service.client import HpsClient, HpsError, Outcome
 from workers.backoff import Backoff, call_with_retry
 from workers.devices import parse_device
+from workers.faults import FaultyTask, fault_from_environment
 from workers.leases import LeaseKeeper
 from workers.registry import Registry, ResolvedTask
 from workers.tasks.base import Task, TaskFactory
@@ -35,7 +37,12 @@ log = logging.getLogger("hps.worker")
 
 # Reason codes the service retries with the same params (see service.trials.RETRYABLE_REASONS).
 OOM = "oom"
+DEVICE_ERROR = "device-error"
 INTERRUPTED = "interrupted"
+# What CUDA says when a device is left in an unusable state (sticky errors): the process must go.
+_DEVICE_ERROR_MARKERS = ("CUDA error", "device-side assert", "CUBLAS_STATUS", "cuDNN error", "NCCL error")
+EXIT_DEVICE_BROKEN = 3
+EXIT_KILLED = 130
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class TrialReport:
     value: float | None
     reason: str | None
     seconds: float
+    device_broken: bool = False
 
 
 class Worker:
@@ -82,7 +90,9 @@ class Worker:
         def handle(signum: int, frame: FrameType | None) -> None:
             if self.stopping.is_set():
                 log.warning("second signal: exiting now")
-                raise SystemExit(130)
+                # At once: no cleanup that could block (a stuck step, a lease thread); the lease expires
+                # and the service re-queues the trial.
+                os._exit(EXIT_KILLED)
             log.info("signal %s: handing the current trial back and stopping", signum)
             self.stopping.set()
 
@@ -108,7 +118,11 @@ class Worker:
                 idle += 1
                 continue
             idle = 0
-            self._log(self.run_claim(claim))
+            report = self.run_claim(claim)
+            self._log(report)
+            if report.device_broken:
+                log.error("the device is unusable after: %s; exiting", report.reason)
+                return EXIT_DEVICE_BROKEN
             done += 1
             if self.options.max_trials is not None and done >= self.options.max_trials:
                 break
@@ -124,11 +138,14 @@ class Worker:
         if state is not None:
             attrs = outcome.attrs if isinstance(outcome, TrainingOutcome) else {}
             self._complete(claim, state, value, reason, attrs)
-        if reason is not None and reason.startswith(OOM):
+        if isinstance(outcome, Failure) and outcome.reason.startswith(OOM):
+            # Here, outside the except block that caught it, no frame holds the failed step's tensors.
             _free_device_memory(self.device)
-        return TrialReport(study_id, number, state or "lease-lost", value, reason, time.monotonic() - started)
+        broken = isinstance(outcome, Failure) and outcome.device_broken
+        elapsed = time.monotonic() - started
+        return TrialReport(study_id, number, state or "lease-lost", value, reason, elapsed, broken)
 
-    def _train(self, claim: ClaimOut, lease: LeaseKeeper) -> TrainingOutcome | BaseException:
+    def _train(self, claim: ClaimOut, lease: LeaseKeeper) -> TrainingOutcome | Failure:
         try:
             resolved = self.registry.resolve(**_task_fields(claim.task))
             task = self._task(resolved)
@@ -144,9 +161,9 @@ class Worker:
             report = self._reporter(claim, lease)
             stop = _any_set(self.stopping, lease.lost, lease.stop_requested)
             return train(task, claim.trial.params, plan, report, stop)
-        except Exception as error:  # the trial fails; the worker goes on with the next one
+        except Exception as error:  # the trial fails; the worker goes on with the next one (or exits)
             log.exception("trial %s/%s raised", claim.study_id, claim.trial.number)
-            return error
+            return classify(error)
 
     def _reporter(self, claim: ClaimOut, lease: LeaseKeeper) -> Callable[[EpochResult], Decision]:
         def report(result: EpochResult) -> Decision:
@@ -178,7 +195,9 @@ class Worker:
         if key not in self._tasks:
             module_name, _, attribute = resolved.info.implementation.partition(":")
             factory: TaskFactory = getattr(importlib.import_module(module_name), attribute)
-            self._tasks[key] = factory(resolved.model, resolved.dataset, self.options.cache_dir)
+            task = factory(resolved.model, resolved.dataset, self.options.cache_dir)
+            fault = fault_from_environment()
+            self._tasks[key] = FaultyTask(task, fault) if fault else task
         return self._tasks[key]
 
     def _complete(
@@ -213,16 +232,36 @@ class Worker:
         )
 
 
+@dataclass(frozen=True)
+class Failure:
+    """A trial that raised, as the service should hear it. Holds no reference to the exception, so
+    its frames (and the tensors they hold) can be freed."""
+
+    reason: str
+    device_broken: bool = False
+
+
+def classify(error: Exception) -> Failure:
+    """Out of memory → ``oom`` (retried); a CUDA error that leaves the device unusable →
+    ``device-error`` (retried elsewhere; this worker exits); anything else → ``error`` (a bug in the
+    task or its params: not retried)."""
+    detail = f"{type(error).__name__}: {str(error)[:300]}"
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return Failure(f"{OOM}: {detail}")
+    message = str(error)
+    if any(marker in message for marker in _DEVICE_ERROR_MARKERS):
+        return Failure(f"{DEVICE_ERROR}: {detail}", device_broken=True)
+    return Failure(f"error: {detail}")
+
+
 def _completion(
-    outcome: TrainingOutcome | BaseException, lease: LeaseKeeper, stopping: threading.Event
+    outcome: TrainingOutcome | Failure, lease: LeaseKeeper, stopping: threading.Event
 ) -> tuple[Outcome | None, float | None, str | None]:
     """How to complete the trial; state None means "don't": the lease is gone."""
     if lease.lost.is_set():
         return None, None, "lease lost"
-    if isinstance(outcome, BaseException):
-        if isinstance(outcome, torch.cuda.OutOfMemoryError):
-            return "failed", None, f"{OOM}: {str(outcome)[:300]}"
-        return "failed", None, f"error: {type(outcome).__name__}: {str(outcome)[:300]}"
+    if isinstance(outcome, Failure):
+        return "failed", None, outcome.reason
     if outcome.state == "stopped":
         if stopping.is_set():
             return "failed", None, f"{INTERRUPTED}: the worker was asked to stop"

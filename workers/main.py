@@ -14,6 +14,7 @@ from types import FrameType
 
 from service.client import HpsClient
 from workers.devices import visible_cuda_devices
+from workers.faults import fault_from_environment
 from workers.loop import Worker, WorkerOptions
 from workers.registry import RegistryError, load_registry
 
@@ -57,6 +58,11 @@ def _run_one(command: WorkerCommand, device: str) -> int:
     try:
         registry = load_registry(command.registry)
     except RegistryError as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        fault_from_environment()
+    except ValueError as exc:
         log.error("%s", exc)
         return 2
     tasks = command.tasks or tuple(sorted(registry.tasks))

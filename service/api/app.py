@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from service.api.context import Hub
 from service.api.errors import install_error_handlers
 from service.api.routes import catalog, health, studies, trials, workers
 from service.config import Settings
+from service.reaper import run_reaper
 from service.sampling import Sampling
 from service.store.database import Database
 from service.store.schema import prepare
@@ -36,9 +38,15 @@ def create_app(settings: Settings) -> FastAPI:
         sampling = Sampling(url, engine_kwargs=_optuna_engine_kwargs(settings, url))
         registry = load_registry(settings.registry)
         app.state.hub = Hub(settings=settings, db=db, sampling=sampling, registry=registry)
+        stop_reaper = asyncio.Event()
+        reaper = asyncio.create_task(
+            run_reaper(db, sampling, settings.reaper_interval_seconds, stop_reaper), name="hps-reaper"
+        )
         try:
             yield
         finally:
+            stop_reaper.set()
+            await reaper
             sampling.close()
             db.dispose()
 

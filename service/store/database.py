@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
+from optuna.exceptions import StorageInternalError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -67,6 +68,10 @@ class Database:
             except IntegrityError as exc:
                 log.info("integrity error: %s", exc.orig)
                 raise Conflict("the write conflicts with data written concurrently; retry") from None
+            except StorageInternalError as exc:
+                # Optuna's own storage (read by samplers and pruners) failed to reach the database.
+                log.warning("optuna storage unavailable: %s", exc)
+                raise ServiceUnavailable("the database is unreachable or busy; retry shortly") from None
             except PoolTimeout:
                 raise ServiceUnavailable("every database connection is busy; retry shortly") from None
             except DBAPIError as exc:

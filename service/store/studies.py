@@ -139,6 +139,11 @@ class StudyRepository:
         )
         return [_record(row) for row in self.session.execute(query).scalars()]
 
+    def past_deadline(self, now: datetime) -> list[int]:
+        """Ids of running studies whose ``timeout_s`` has passed."""
+        query = select(StudyRow.id).where(StudyRow.state == "running", StudyRow.deadline_at <= now)
+        return [int(study_id) for study_id in self.session.execute(query).scalars()]
+
     def mark_claimed(self, study_id: int, now: datetime) -> None:
         """Stamp the study as just served, so the next claim prefers the others."""
         self.session.execute(update(StudyRow).where(StudyRow.id == study_id).values(last_claimed_at=now))

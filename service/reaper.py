@@ -1,0 +1,101 @@
+"""The reaper: fails trials whose lease expired and re-queues their params; ends studies past their deadline.
+
+Optuna's own heartbeat only works inside ``study.optimize``; hps's workers and external clients hold
+leases instead, and this runs inside every API process as a background task. Several replicas may reap at
+once: each expired trial is re-checked under the study lock and its own row lock, so it is reaped once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from service.clock import utcnow
+from service.errors import DomainError
+from service.queue import drop_queued
+from service.sampling import Sampling
+from service.specs import Completion
+from service.store.database import Database
+from service.store.studies import StudyRepository
+from service.store.trials import TrialRepository
+from service.trials import finish_trial, lock_study, settle_study
+
+log = logging.getLogger(__name__)
+
+LEASE_EXPIRED = "lease-expired"
+_BATCH = 100
+
+
+def reap_expired(db: Database, sampling: Sampling, now: datetime | None = None) -> int:
+    """Fail every running trial whose lease ran out (re-queueing its params if retries are left);
+    returns how many were reaped."""
+    moment = now or utcnow()
+    candidates = db.run(lambda session: TrialRepository(session).expired(moment, _BATCH), write=False)
+    reaped = 0
+    for candidate in candidates:
+
+        def work(
+            session: Session, study_id: int = candidate.study_id, number: int = candidate.number
+        ) -> bool:
+            return _reap_one(session, sampling, study_id, number, moment)
+
+        try:
+            reaped += db.run(work, write=True)
+        except DomainError as error:  # e.g. the study was deleted meanwhile
+            log.info("not reaping trial %s/%s: %s", candidate.study_id, candidate.number, error)
+    return reaped
+
+
+def _reap_one(session: Session, sampling: Sampling, study_id: int, number: int, now: datetime) -> bool:
+    study = lock_study(session, study_id)
+    trial = TrialRepository(session).get(study_id, number, lock=True)
+    if trial is None or trial.state != "running":
+        return False  # another replica, or the worker itself, got there first
+    if trial.lease_expires_at is not None and trial.lease_expires_at >= now:
+        return False  # extended meanwhile
+    runtime = sampling.runtime(study.id, study.name, study.spec)
+    since = trial.lease_expires_at.isoformat() if trial.lease_expires_at else "never leased"
+    completion = Completion(state="failed", reason=f"{LEASE_EXPIRED}: no heartbeat; lease ended {since}")
+    finish_trial(session, runtime, trial, completion, now, by_service=True)
+    settle_study(session, study, runtime, now)
+    log.warning("reaped trial %s of study %s (worker %s)", number, study_id, trial.worker_id)
+    return True
+
+
+def settle_deadlines(db: Database, sampling: Sampling, now: datetime | None = None) -> int:
+    """End running studies past their ``timeout_s``: queued trials are dropped; the study completes
+    once nothing runs. Returns how many studies were looked at."""
+    moment = now or utcnow()
+    overdue = db.run(lambda session: StudyRepository(session).past_deadline(moment), write=False)
+    for study_id in overdue:
+
+        def work(session: Session, study_id: int = study_id) -> None:
+            study = lock_study(session, study_id)
+            if study.state != "running":
+                return
+            drop_queued(session, study_id, reason="budget.timeout_s reached", now=moment)
+            settle_study(session, study, sampling.runtime(study.id, study.name, study.spec), moment)
+
+        db.run(work, write=True)
+    return len(overdue)
+
+
+async def run_reaper(db: Database, sampling: Sampling, interval_s: float, stop: asyncio.Event) -> None:
+    """Reap every ``interval_s`` seconds until ``stop`` is set; failures are logged, never fatal."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            return
+        except TimeoutError:
+            pass
+        try:
+            await run_in_threadpool(reap_expired, db, sampling)
+            await run_in_threadpool(settle_deadlines, db, sampling)
+        except DomainError as error:  # the database is away: try again next round
+            log.warning("reaper skipped a round: %s", error.detail)
+        except Exception:
+            log.exception("reaper round failed")
