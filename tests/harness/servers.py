@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +29,9 @@ class RunningServer:
         )
 
 
-def start_server(database_url: str, data_dir: Path, **env: str) -> RunningServer:
-    """Start ``hps serve`` on ``database_url`` (migrating it first for PostgreSQL)."""
+def start_server(database_url: str, data_dir: Path, port: int = 0, **env: str) -> RunningServer:
+    """Start ``hps serve`` on ``database_url`` (migrating it first for PostgreSQL); ``port`` 0 lets
+    the OS pick a free port."""
     data_dir.mkdir(parents=True, exist_ok=True)
     if database_url.startswith("postgresql"):
         from service.store.schema import upgrade
@@ -41,7 +43,8 @@ def start_server(database_url: str, data_dir: Path, **env: str) -> RunningServer
         "HPS_DATA_DIR": str(data_dir),
         **env,
     }
-    process = ServerProcess(environment, data_dir / "server.log")
+    log = data_dir / f"server-{time.monotonic_ns()}.log"
+    process = ServerProcess(environment, log, port=port)
     try:
         base_url = process.wait_ready()
     except BaseException:
