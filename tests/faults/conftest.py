@@ -1,4 +1,4 @@
-"""Fault-test fixtures: a fresh server per test, with short leases and a fast reaper."""
+"""Fault-test fixtures: fresh servers per test, with short leases and a fast reaper."""
 
 from __future__ import annotations
 
@@ -15,16 +15,17 @@ FAST_LEASES = {
     "HPS_REAPER_INTERVAL_SECONDS": "0.5",
 }
 
+ServerAt = Callable[..., RunningServer]
 ServerFactory = Callable[..., RunningServer]
 
 
 @pytest.fixture
-def make_server(database_url: str, tmp_path: Path) -> Iterator[ServerFactory]:
-    """Start servers on this test's database; every one is stopped when the test ends."""
+def server_at(tmp_path: Path) -> Iterator[ServerAt]:
+    """Start servers on a given database URL; every one is stopped when the test ends."""
     started: list[RunningServer] = []
 
-    def make(port: int = 0, url: str | None = None, **env: str) -> RunningServer:
-        server = start_server(url or database_url, tmp_path / "server", port=port, **{**FAST_LEASES, **env})
+    def make(url: str, port: int = 0, **env: str) -> RunningServer:
+        server = start_server(url, tmp_path / "server", port=port, **{**FAST_LEASES, **env})
         started.append(server)
         return server
 
@@ -33,3 +34,13 @@ def make_server(database_url: str, tmp_path: Path) -> Iterator[ServerFactory]:
     finally:
         for server in started:
             server.process.stop()
+
+
+@pytest.fixture
+def make_server(database_url: str, server_at: ServerAt) -> ServerFactory:
+    """Start servers on this test's database (SQLite and PostgreSQL runs)."""
+
+    def make(port: int = 0, **env: str) -> RunningServer:
+        return server_at(database_url, port=port, **env)
+
+    return make
