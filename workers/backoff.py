@@ -14,8 +14,9 @@ from service.client import HpsError
 
 T = TypeVar("T")
 
-# No answer at all (status 0), or the service says "later".
-TRANSIENT_STATUSES = frozenset({0, 502, 503, 504})
+# No answer at all (status 0), "later" (429, 503), a proxy in between failing (502, 504), or a server
+# bug (500): none of them says the request was wrong, so a worker waits and tries again.
+TRANSIENT_STATUSES = frozenset({0, 429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
