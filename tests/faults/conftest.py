@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.servers import RunningServer, start_server
+from harness.servers import RunningServer, ServerAt, ServerFactory, start_server
 
 FAST_LEASES = {
     "HPS_LEASE_SECONDS": "3",
     "HPS_HEARTBEAT_SECONDS": "1",
     "HPS_REAPER_INTERVAL_SECONDS": "0.5",
 }
-
-ServerAt = Callable[..., RunningServer]
-ServerFactory = Callable[..., RunningServer]
 
 
 @pytest.fixture

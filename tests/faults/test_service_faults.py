@@ -10,19 +10,18 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 from scenario import assert_exact_budget, create_study, study, trials, wait_until
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from conftest import ServerAt, ServerFactory
+from harness.api import ask_once
 from harness.databases import postgres_database, sqlite_url
 from harness.ports import free_port
 from harness.processes import ServerProcess
 from harness.proxy import TcpProxy
-from harness.servers import ADMIN_TOKEN, RunningServer
+from harness.servers import ADMIN_TOKEN, RunningServer, ServerAt, ServerFactory
 from harness.workers import start_worker
 
 
@@ -127,15 +126,6 @@ def test_a_locked_sqlite_database_answers_503_not_500(tmp_path: Path, server_at:
     assert "500 Internal Server Error" not in server.process.output()
 
 
-def _ask_once(base_url: str, study_id: int, results: Any) -> None:
-    response = httpx.post(
-        f"{base_url}/v1/studies/{study_id}/trials",
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        timeout=120,
-    )
-    results.put(response.status_code)
-
-
 def test_twenty_racing_askers_get_exactly_the_five_trials_left(make_server: ServerFactory) -> None:
     # Leases outlive the test: a reaped lease would (rightly) hand its params out once more.
     server = make_server(HPS_LEASE_SECONDS="300", HPS_HEARTBEAT_SECONDS="60")
@@ -145,7 +135,7 @@ def test_twenty_racing_askers_get_exactly_the_five_trials_left(make_server: Serv
             assert client.post(f"/v1/studies/{study_id}/trials").status_code == 201
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    askers = [context.Process(target=_ask_once, args=(server.base_url, study_id, results)) for _ in range(20)]
+    askers = [context.Process(target=ask_once, args=(server.base_url, study_id, results)) for _ in range(20)]
     for asker in askers:
         asker.start()
     for asker in askers:

@@ -17,8 +17,7 @@ from scenario import (
     wait_until,
 )
 
-from conftest import ServerFactory
-from harness.servers import ADMIN_TOKEN
+from harness.servers import ADMIN_TOKEN, ServerFactory
 from harness.workers import start_worker
 
 

@@ -46,3 +46,15 @@ def new_study(client: httpx.Client, **overrides: Any) -> int:
     response = client.post("/v1/studies", json=study_body(unique(), **overrides))
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
+
+
+def ask_once(base_url: str, study_id: int, results: Any) -> None:
+    """Ask one trial and put the status on ``results`` (a multiprocessing queue): run in a child."""
+    from harness.servers import ADMIN_TOKEN
+
+    response = httpx.post(
+        f"{base_url}/v1/studies/{study_id}/trials",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=120,
+    )
+    results.put(response.status_code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,3 +52,8 @@ def start_server(database_url: str, data_dir: Path, port: int = 0, **env: str) -
         process.stop()
         raise
     return RunningServer(process, base_url, database_url, data_dir)
+
+
+# Fixtures that start servers hand tests one of these.
+ServerAt = Callable[..., RunningServer]
+ServerFactory = Callable[..., RunningServer]
