@@ -45,11 +45,12 @@ def claim_trial(
     device: str,
     tasks: Sequence[str],
     lease: timedelta,
+    project: str | None = None,
     now: datetime | None = None,
 ) -> Claim | None:
     """A trial from the fairest study that has one, or None when there is nothing to do."""
     moment = now or utcnow()
-    for study in _candidates(db, tasks, moment):
+    for study in _candidates(db, tasks, moment, project):
 
         def work(session: Session, study_id: int = study.id) -> Claim:
             return _claim_in(session, sampling, study_id, worker_id, moment, lease)
@@ -64,9 +65,9 @@ def claim_trial(
     return None
 
 
-def _candidates(db: Database, tasks: Sequence[str], now: datetime) -> list[StudyRecord]:
+def _candidates(db: Database, tasks: Sequence[str], now: datetime, project: str | None) -> list[StudyRecord]:
     def work(session: Session) -> list[StudyRecord]:
-        studies = StudyRepository(session).claimable(tasks, now)
+        studies = StudyRepository(session).claimable(tasks, now, project)
         running = TrialRepository(session).progress([s.id for s in studies]) if studies else {}
         # Stable sort keeps "least recently served first" among studies with equal load.
         return sorted(studies, key=lambda s: running[s.id].running)

@@ -13,13 +13,18 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
+from service import tokens
 from service.config import ConfigError, Settings, load_settings
+from service.errors import DomainError
 from service.store import schema
+from service.store.database import Database
 from workers.registry import RegistryError, load_registry
 
 app = typer.Typer(help="hps: hyperparameter search for fine-tuning optimizers.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+token_app = typer.Typer(help="API tokens (stored hashed; a secret is shown once).", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 
 
 def _settings() -> Settings:
@@ -140,6 +145,63 @@ def demo(
     from service.demo import run_demo
 
     raise typer.Exit(run_demo(data_dir=data_dir, n_trials=trials, n_workers=workers))
+
+
+def _database(settings: Settings) -> Database:
+    url = settings.resolved_database_url
+    try:
+        schema.prepare(url)
+    except schema.SchemaBehind as exc:
+        typer.echo(f"hps: {exc}", err=True)
+        raise typer.Exit(3) from None
+    return Database(url, busy_timeout_s=settings.sqlite_busy_timeout_seconds)
+
+
+@token_app.command("create")
+def token_create(
+    name: str = typer.Option(..., help="What the token is for, e.g. 'gpu-box-3'."),
+    scope: list[str] = typer.Option(..., help="admin, write, read or worker; repeat for several."),
+    project: str | None = typer.Option(None, help="The project it sees (required unless admin)."),
+) -> None:
+    """Create a token and print its secret (the only time it is shown)."""
+    db = _database(_settings())
+    try:
+        made = tokens.create_token(db, name=name, scopes=scope, project=project)
+    except DomainError as exc:
+        typer.echo(f"hps: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        db.dispose()
+    typer.echo(f"token {made.record.id} ({', '.join(made.record.scopes)}; project {project or 'all'}):")
+    typer.echo(made.secret)
+
+
+@token_app.command("list")
+def token_list(project: str | None = typer.Option(None, help="Only this project's tokens.")) -> None:
+    """List tokens (never their secrets)."""
+    db = _database(_settings())
+    try:
+        found = tokens.list_tokens(db, project)
+    finally:
+        db.dispose()
+    for token in found:
+        state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
+        scopes = ",".join(token.scopes)
+        typer.echo(f"{token.id}  {token.name:24} {scopes:22} {token.project or '*':16} {state}")
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str) -> None:
+    """Revoke a token; it stops working within seconds on every server."""
+    db = _database(_settings())
+    try:
+        tokens.revoke_token(db, token_id, None)
+    except DomainError as exc:
+        typer.echo(f"hps: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    typer.echo(f"token {token_id} revoked")
 
 
 def main() -> None:

@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=30.0, gt=0, le=86_400)
     reaper_interval_seconds: float = Field(default=10.0, gt=0, le=3_600)
     sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    rate_limit_per_second: float = Field(
+        default=100.0, ge=0, description="Requests per second per token (0 turns the limit off)."
+    )
+    rate_limit_burst: int = Field(default=200, ge=1)
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser; none by default."
+    )
     db_pool_size: int = Field(default=10, ge=1, le=200)
 
     @field_validator("database_url")

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from search_spaces import SearchSpaceError, compile_space, resolve
+from service.access import require_study
 from service.clock import utcnow
 from service.errors import InvalidInput, StudyNameTaken, StudyNotFound
 from service.queue import drop_queued, enqueue_trial
@@ -128,21 +129,21 @@ def create_study(
     return db.run(work, write=True)
 
 
-def get_study(db: Database, study_id: int) -> StudyView:
+def get_study(db: Database, study_id: int, *, project: str | None = None) -> StudyView:
     """One study with progress and best trial, or ``StudyNotFound``."""
 
     def work(session: Session) -> StudyView:
-        return study_views(session, [_require(session, study_id)])[0]
+        return study_views(session, [require_study(session, study_id, project)])[0]
 
     return db.run(work, write=False)
 
 
-def find_study(db: Database, name: str) -> StudyView:
+def find_study(db: Database, name: str, *, project: str | None = None) -> StudyView:
     """One study by name, or ``StudyNotFound``."""
 
     def work(session: Session) -> StudyView:
         record = StudyRepository(session).get_by_name(name)
-        if record is None:
+        if record is None or (project is not None and record.project != project):
             raise StudyNotFound(name)
         return study_views(session, [record])[0]
 
@@ -150,12 +151,14 @@ def find_study(db: Database, name: str) -> StudyView:
 
 
 def list_studies(
-    db: Database, *, state: str | None, limit: int, before_id: int | None
+    db: Database, *, state: str | None, limit: int, before_id: int | None, project: str | None = None
 ) -> tuple[list[StudyView], int | None]:
     """A page of studies, newest first, and the cursor of the next page (None at the end)."""
 
     def work(session: Session) -> tuple[list[StudyView], int | None]:
-        records = StudyRepository(session).page(state=state, limit=limit + 1, before_id=before_id)
+        records = StudyRepository(session).page(
+            state=state, limit=limit + 1, before_id=before_id, project=project
+        )
         more = len(records) > limit
         records = records[:limit]
         return study_views(session, records), records[-1].id if more else None
@@ -164,20 +167,25 @@ def list_studies(
 
 
 def cancel_study(
-    db: Database, sampling: Sampling, study_id: int, *, now: datetime | None = None
+    db: Database,
+    sampling: Sampling,
+    study_id: int,
+    *,
+    project: str | None = None,
+    now: datetime | None = None,
 ) -> StudyView:
     """Stop handing out trials: queued retries are dropped; running trials learn ``should_stop``
     at their next report and may still complete. Cancelling a finished study changes nothing."""
     moment = now or utcnow()
 
     def work(session: Session) -> StudyView:
-        record = _require(session, study_id, lock=True)
+        record = require_study(session, study_id, project, lock=True)
         if record.state in ("running", "paused"):
             drop_queued(session, study_id, reason="cancelled", now=moment)
             StudyRepository(session).set_state(
                 study_id, "cancelled", reason="cancelled by a user", now=moment
             )
-            record = _require(session, study_id)
+            record = require_study(session, study_id, project)
         return study_views(session, [record])[0]
 
     view = db.run(work, write=True)
@@ -185,22 +193,14 @@ def cancel_study(
     return view
 
 
-def delete_study(db: Database, sampling: Sampling, study_id: int) -> None:
+def delete_study(db: Database, sampling: Sampling, study_id: int, *, project: str | None = None) -> None:
     """Delete the study, its trials and its Optuna study, in one transaction."""
 
     def work(session: Session) -> None:
-        _require(session, study_id, lock=True)
+        require_study(session, study_id, project, lock=True)
         TrialRepository(session).delete_study_trials(study_id)
         StudyRepository(session).delete(study_id)
         OptunaTables(session).delete_study(study_id)
 
     db.run(work, write=True)
     sampling.reset()
-
-
-def _require(session: Session, study_id: int, *, lock: bool = False) -> StudyRecord:
-    studies = StudyRepository(session)
-    record = studies.lock(study_id) if lock else studies.get(study_id)
-    if record is None:
-        raise StudyNotFound(study_id)
-    return record

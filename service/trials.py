@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from sqlalchemy.orm import Session
 
 from search_spaces import ParamValue
+from service.access import require_study
 from service.clock import utcnow
 from service.errors import (
     BudgetExhausted,
@@ -22,7 +23,6 @@ from service.errors import (
     LeaseLost,
     NotFound,
     ParallelLimitReached,
-    StudyNotFound,
     StudyNotRunning,
     StudyOutOfTime,
     TrialNotFound,
@@ -83,13 +83,14 @@ def ask_trial(
     *,
     lease: timedelta,
     worker_id: str | None = None,
+    project: str | None = None,
     now: datetime | None = None,
 ) -> AskedTrial:
     """Hand out the oldest queued retry, or sample a new trial; within the budget, exactly."""
     moment = now or utcnow()
 
     def work(session: Session) -> AskedTrial:
-        study = lock_study(session, study_id)
+        study = lock_study(session, study_id, project)
         runtime = sampling.runtime(study.id, study.name, study.spec)
         progress = check_can_start(session, study, runtime, moment)
         queued = TrialRepository(session).next_queued(study_id) if progress.queued else None
@@ -98,12 +99,9 @@ def ask_trial(
     return db.run(work, write=True)
 
 
-def lock_study(session: Session, study_id: int) -> StudyRecord:
-    """Lock the study for this unit of work (see ``StudyRepository.lock``)."""
-    study = StudyRepository(session).lock(study_id)
-    if study is None:
-        raise StudyNotFound(study_id)
-    return study
+def lock_study(session: Session, study_id: int, project: str | None = None) -> StudyRecord:
+    """Lock the study (visible to ``project``) for this unit of work (see ``StudyRepository.lock``)."""
+    return require_study(session, study_id, project, lock=True)
 
 
 def check_can_start(session: Session, study: StudyRecord, runtime: StudyRuntime, now: datetime) -> Progress:
@@ -190,6 +188,7 @@ def report_trial(
     report: Report,
     *,
     lease: timedelta,
+    project: str | None = None,
     now: datetime | None = None,
 ) -> ReportAnswer:
     """Record a learning-curve point, extend the lease, and ask the study's pruner; what the pruner
@@ -197,7 +196,7 @@ def report_trial(
     moment = now or utcnow()
 
     def work(session: Session) -> ReportAnswer:
-        study, trial = _running_trial(session, study_id, number)
+        study, trial = _running_trial(session, study_id, number, project)
         optuna_tables = OptunaTables(session)
         optuna_tables.set_intermediate_value(trial.optuna_trial_id, report.step, report.value)
         TrialRepository(session).update(trial.id, lease_expires_at=moment + lease)
@@ -219,13 +218,19 @@ def report_trial(
 
 
 def heartbeat_trial(
-    db: Database, study_id: int, number: int, *, lease: timedelta, now: datetime | None = None
+    db: Database,
+    study_id: int,
+    number: int,
+    *,
+    lease: timedelta,
+    project: str | None = None,
+    now: datetime | None = None,
 ) -> tuple[datetime, bool]:
     """Extend a running trial's lease; returns the new expiry and whether the trial should stop."""
     moment = now or utcnow()
 
     def work(session: Session) -> tuple[datetime, bool]:
-        study, trial = _running_trial(session, study_id, number)
+        study, trial = _running_trial(session, study_id, number, project)
         expires = moment + lease
         TrialRepository(session).update(trial.id, lease_expires_at=expires)
         return expires, _must_stop(study, moment)
@@ -240,6 +245,7 @@ def complete_trial(
     number: int,
     completion: Completion,
     *,
+    project: str | None = None,
     now: datetime | None = None,
 ) -> TrialView:
     """Finish a running trial. Replaying the same completion is harmless; a different one is a
@@ -248,7 +254,7 @@ def complete_trial(
     sent = completion.model_dump(mode="json")
 
     def work(session: Session) -> TrialView:
-        study = lock_study(session, study_id)
+        study = lock_study(session, study_id, project)
         trials = TrialRepository(session)
         trial = trials.get(study_id, number, lock=True)
         if trial is None:
@@ -336,12 +342,18 @@ def settle_study(session: Session, study: StudyRecord, runtime: StudyRuntime, no
 
 
 def list_trials(
-    db: Database, study_id: int, *, state: str | None, limit: int, after_number: int | None
+    db: Database,
+    study_id: int,
+    *,
+    state: str | None,
+    limit: int,
+    after_number: int | None,
+    project: str | None = None,
 ) -> tuple[list[TrialView], int | None]:
     """A page of trials in number order, and the cursor of the next page (None at the end)."""
 
     def work(session: Session) -> tuple[list[TrialView], int | None]:
-        _study(session, study_id)
+        require_study(session, study_id, project)
         records = TrialRepository(session).page(
             study_id, state=state, limit=limit + 1, after_number=after_number
         )
@@ -352,11 +364,11 @@ def list_trials(
     return db.run(work, write=False)
 
 
-def get_trial(db: Database, study_id: int, number: int) -> TrialView:
+def get_trial(db: Database, study_id: int, number: int, *, project: str | None = None) -> TrialView:
     """One trial with its learning curve."""
 
     def work(session: Session) -> TrialView:
-        _study(session, study_id)
+        require_study(session, study_id, project)
         trial = TrialRepository(session).get(study_id, number)
         if trial is None:
             raise TrialNotFound(study_id, number)
@@ -365,11 +377,11 @@ def get_trial(db: Database, study_id: int, number: int) -> TrialView:
     return db.run(work, write=False)
 
 
-def best_trial(db: Database, study_id: int) -> TrialView:
+def best_trial(db: Database, study_id: int, *, project: str | None = None) -> TrialView:
     """The best complete trial, or ``NotFound`` until one completes."""
 
     def work(session: Session) -> TrialView:
-        study = _study(session, study_id)
+        study = require_study(session, study_id, project)
         best = TrialRepository(session).best([study_id], {study_id: study.direction})
         if study_id not in best:
             raise NotFound(f"study {study_id} has no complete trial yet", field="study_id")
@@ -378,15 +390,10 @@ def best_trial(db: Database, study_id: int) -> TrialView:
     return db.run(work, write=False)
 
 
-def _study(session: Session, study_id: int) -> StudyRecord:
-    study = StudyRepository(session).get(study_id)
-    if study is None:
-        raise StudyNotFound(study_id)
-    return study
-
-
-def _running_trial(session: Session, study_id: int, number: int) -> tuple[StudyRecord, TrialRecord]:
-    study = _study(session, study_id)
+def _running_trial(
+    session: Session, study_id: int, number: int, project: str | None
+) -> tuple[StudyRecord, TrialRecord]:
+    study = require_study(session, study_id, project)
     trial = TrialRepository(session).get(study_id, number, lock=True)
     if trial is None:
         raise TrialNotFound(study_id, number)

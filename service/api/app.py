@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from service.api.context import Hub
 from service.api.errors import install_error_handlers
-from service.api.routes import catalog, health, studies, trials, workers
+from service.api.limits import BodyLimit, RateLimit
+from service.api.routes import catalog, health, studies, tokens, trials, workers
 from service.config import Settings
 from service.reaper import run_reaper
 from service.sampling import Sampling
@@ -57,7 +59,23 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (studies.router, trials.router, workers.router, catalog.router, health.router):
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    for router in (
+        studies.router,
+        trials.router,
+        workers.router,
+        catalog.router,
+        tokens.router,
+        health.router,
+    ):
         app.include_router(router)
     return app
 

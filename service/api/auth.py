@@ -1,30 +1,78 @@
-"""Bearer-token authentication for every ``/v1`` route."""
+"""Authentication (who is calling) and authorization (may they) for every ``/v1`` route and the dashboard.
+
+A token is presented as ``Authorization: Bearer <token>`` or, for browsers on the dashboard, as the password
+of HTTP basic auth. ``HPS_ADMIN_TOKEN`` is accepted as an admin token of every project (for bootstrap).
+Missing or unknown token: 401. A valid token without the scope a route needs: 403.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from fastapi import Depends, Request
 
 from service.api.context import Hub, get_hub
-from service.errors import Unauthenticated
+from service.errors import Forbidden, Unauthenticated
+from service.tokens import GRANTS, Principal, principal_for
+
+BOOTSTRAP = Principal(name="HPS_ADMIN_TOKEN", grants=GRANTS["admin"], project=None)
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling."""
+def presented_token(authorization: str) -> str | None:
+    """The token in an Authorization header (bearer, or basic auth's password), if any."""
+    scheme, _, value = authorization.partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        password = decoded.partition(":")[2]
+        return password or None
+    return None
 
-    name: str
+
+def identify(hub: Hub, authorization: str) -> Principal:
+    """The caller, or :class:`Unauthenticated`."""
+    token = presented_token(authorization)
+    if token is None:
+        raise Unauthenticated("missing bearer token: send 'Authorization: Bearer <token>'")
+    admin = hub.settings.admin_token
+    if admin is not None and hmac.compare_digest(token.encode(), admin.get_secret_value().encode()):
+        return BOOTSTRAP
+    principal = principal_for(hub.db, token)
+    if principal is None:
+        raise Unauthenticated("invalid or revoked token")
+    return principal
 
 
 def authenticate(request: Request, hub: Hub = Depends(get_hub)) -> Principal:
-    """Accept ``Authorization: Bearer <HPS_ADMIN_TOKEN>``; anything else is 401."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("missing bearer token: send 'Authorization: Bearer <token>'")
-    admin = hub.settings.admin_token
-    if admin is None or not hmac.compare_digest(token.strip().encode(), admin.get_secret_value().encode()):
-        raise Unauthenticated("invalid token")
-    return Principal(name="admin")
+    """FastAPI dependency: the caller (401 if none). Remembered on the request for rate limiting."""
+    principal = identify(hub, request.headers.get("authorization", ""))
+    request.state.principal = principal
+    return principal
+
+
+def require(*scopes: str) -> Callable[..., Principal]:
+    """A dependency that admits callers holding any of ``scopes`` (admin holds all): 403 otherwise."""
+
+    def dependency(principal: Principal = Depends(authenticate)) -> Principal:
+        if not principal.may(*scopes):
+            needed = " or ".join(scopes)
+            raise Forbidden(f"this token lacks the {needed} scope this route needs")
+        return principal
+
+    return dependency
+
+
+# The dependencies routes use.
+can_read = require("read")
+can_write = require("write")
+can_run = require("write", "worker")  # report, heartbeat, complete: external clients and workers
+can_claim = require("worker")
+can_admin = require("admin")

@@ -12,9 +12,11 @@ from service.api.schemas import (
     ReportOut,
     StudyOut,
     TaskOut,
+    TokenOut,
     TrialOut,
 )
 from service.claims import Claim
+from service.store.tokens import TokenRecord
 from service.trials import AskedTrial, ReportAnswer
 from service.views import StudyView, TrialView
 from workers.tasks.base import DatasetEntry, ModelEntry, TaskInfo
@@ -112,3 +114,15 @@ def task_out(info: TaskInfo) -> TaskOut:
 def entry_out(entry: ModelEntry | DatasetEntry) -> EntryOut:
     """A registered model or dataset, without its path."""
     return EntryOut(name=entry.name, task=entry.task, description=entry.description)
+
+
+def token_out(token: TokenRecord) -> TokenOut:
+    """A token without its secret."""
+    return TokenOut(
+        id=token.id,
+        name=token.name,
+        scopes=list(token.scopes),
+        project=token.project,
+        created_at=token.created_at,
+        revoked_at=token.revoked_at,
+    )

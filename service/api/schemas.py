@@ -6,7 +6,7 @@ Pure pydantic, no server imports, so that workers and users' scripts can parse a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -199,3 +199,40 @@ class EntryList(Out):
     """Registered models or datasets."""
 
     items: list[EntryOut]
+
+
+class TokenIn(BaseModel):
+    """A token to create."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    scopes: list[Literal["admin", "write", "read", "worker"]] = Field(min_length=1, max_length=4)
+    project: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$",
+        description="The project the token sees; only admin tokens may omit it (every project).",
+    )
+
+
+class TokenOut(Out):
+    """A token, without its secret."""
+
+    id: str
+    name: str
+    scopes: list[str]
+    project: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class NewTokenOut(TokenOut):
+    """A token just created: ``token`` is the secret, shown this once and never again."""
+
+    token: str
+
+
+class TokenList(Out):
+    """Tokens."""
+
+    items: list[TokenOut]

@@ -92,6 +92,20 @@ class WorkerRow(Base):
     trials_claimed: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class TokenRow(Base):
+    """An API token. Only a hash of the secret is stored; the secret is shown once, at creation."""
+
+    __tablename__ = "hps_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    project: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
 class TrialRow(Base):
     """One attempt at a configuration: an Optuna trial plus what Optuna has no place for (the hps
     state with ``diverged``, the reason, the lease, the retry chain and the completion as sent)."""

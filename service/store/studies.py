@@ -126,8 +126,9 @@ class StudyRepository:
         query = select(StudyRow).where(StudyRow.state == state).order_by(StudyRow.id)
         return [_record(row) for row in self.session.execute(query).scalars()]
 
-    def claimable(self, task_names: Sequence[str], now: datetime) -> list[StudyRecord]:
-        """Running studies of these tasks, before their deadline; least recently served first."""
+    def claimable(self, task_names: Sequence[str], now: datetime, project: str | None) -> list[StudyRecord]:
+        """Running studies of these tasks (in ``project``, unless None), before their deadline; least
+        recently served first."""
         query = (
             select(StudyRow)
             .where(
@@ -137,6 +138,8 @@ class StudyRepository:
             )
             .order_by(StudyRow.last_claimed_at.asc().nulls_first(), StudyRow.id)
         )
+        if project is not None:
+            query = query.where(StudyRow.project == project)
         return [_record(row) for row in self.session.execute(query).scalars()]
 
     def past_deadline(self, now: datetime) -> list[int]:

@@ -5,13 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from search_spaces import UnknownPreset, list_presets, load_preset
-from service.api.auth import Principal, authenticate
+from service.api.auth import can_read
 from service.api.context import Hub, get_hub
 from service.api.render import entry_out, task_out
+from service.api.responses import COMMON
 from service.api.schemas import EntryList, ErrorOut, SearchSpaceItem, SearchSpaceList, TaskList
 from service.errors import NotFound
+from service.tokens import Principal
 
-router = APIRouter(prefix="/v1", tags=["catalog"])
+router = APIRouter(prefix="/v1", tags=["catalog"], responses=COMMON)
 
 
 def _space_json(name: str) -> dict[str, object]:
@@ -19,7 +21,7 @@ def _space_json(name: str) -> dict[str, object]:
 
 
 @router.get("/search-spaces", response_model=SearchSpaceList)
-def list_search_spaces(_: Principal = Depends(authenticate)) -> SearchSpaceList:
+def list_search_spaces(_: Principal = Depends(can_read)) -> SearchSpaceList:
     """Every preset, each as the JSON a study request may inline."""
     return SearchSpaceList(items=[SearchSpaceItem(name=n, space=_space_json(n)) for n in list_presets()])
 
@@ -29,7 +31,7 @@ def list_search_spaces(_: Principal = Depends(authenticate)) -> SearchSpaceList:
     response_model=dict[str, object],
     responses={404: {"model": ErrorOut, "description": "No such preset."}},
 )
-def get_search_space(name: str, _: Principal = Depends(authenticate)) -> dict[str, object]:
+def get_search_space(name: str, _: Principal = Depends(can_read)) -> dict[str, object]:
     """One preset, as the JSON a study request may inline as its ``search_space``."""
     try:
         return _space_json(name)
@@ -38,18 +40,18 @@ def get_search_space(name: str, _: Principal = Depends(authenticate)) -> dict[st
 
 
 @router.get("/tasks", response_model=TaskList)
-def list_tasks(hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)) -> TaskList:
+def list_tasks(hub: Hub = Depends(get_hub), _: Principal = Depends(can_read)) -> TaskList:
     """Registered tasks, their metrics and defaults."""
     return TaskList(items=[task_out(info) for _, info in sorted(hub.registry.tasks.items())])
 
 
 @router.get("/models", response_model=EntryList)
-def list_models(hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)) -> EntryList:
+def list_models(hub: Hub = Depends(get_hub), _: Principal = Depends(can_read)) -> EntryList:
     """Registered pretrained models (names and tasks; their files stay private)."""
     return EntryList(items=[entry_out(m) for _, m in sorted(hub.registry.models.items())])
 
 
 @router.get("/datasets", response_model=EntryList)
-def list_datasets(hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)) -> EntryList:
+def list_datasets(hub: Hub = Depends(get_hub), _: Principal = Depends(can_read)) -> EntryList:
     """Registered datasets (names and tasks; their files stay private)."""
     return EntryList(items=[entry_out(d) for _, d in sorted(hub.registry.datasets.items())])

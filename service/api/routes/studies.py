@@ -2,38 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from service import studies
-from service.api.auth import Principal, authenticate
+from service.api.auth import can_read, can_write
 from service.api.context import Hub, get_hub
 from service.api.paging import DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor
 from service.api.render import study_out
-from service.api.schemas import ErrorOut, StudyOut, StudyPage
+from service.api.responses import COMMON, STUDY_NOT_FOUND, error
+from service.api.schemas import StudyOut, StudyPage
+from service.errors import Forbidden
 from service.specs import StudySpec
+from service.tokens import PROJECT_PATTERN, Principal
 
-router = APIRouter(prefix="/v1/studies", tags=["studies"])
+router = APIRouter(prefix="/v1/studies", tags=["studies"], responses=COMMON)
 
 StudyState = Literal["running", "paused", "completed", "cancelled", "failed"]
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such study."}}
 
 
-@router.post(
-    "",
-    status_code=201,
-    response_model=StudyOut,
-    responses={
-        409: {"model": ErrorOut, "description": "The name is taken."},
-        422: {"model": ErrorOut, "description": "The spec is invalid."},
-    },
-)
+@router.post("", status_code=201, response_model=StudyOut, responses={409: error("The name is taken.")})
 def create_study(
-    spec: StudySpec, hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)
+    spec: StudySpec,
+    project: str | None = Query(
+        default=None, pattern=PROJECT_PATTERN, description="Admins only: the project to create it in."
+    ),
+    hub: Hub = Depends(get_hub),
+    who: Principal = Depends(can_write),
 ) -> StudyOut:
-    """Create a study from a spec (API.md, "A study request")."""
-    return study_out(studies.create_study(hub.db, spec, hub.registry))
+    """Create a study from a spec (API.md, "A study request"), in the token's project."""
+    if who.project is not None and project not in (None, who.project):
+        raise Forbidden(f"this token creates studies in project {who.project!r} only")
+    home = who.project or project or "default"
+    return study_out(studies.create_study(hub.db, spec, hub.registry, project=home))
 
 
 @router.get("", response_model=StudyPage)
@@ -42,31 +44,29 @@ def list_studies(
     limit: int = Query(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE),
     cursor: str | None = Query(default=None, max_length=200),
     hub: Hub = Depends(get_hub),
-    _: Principal = Depends(authenticate),
+    who: Principal = Depends(can_read),
 ) -> StudyPage:
-    """Studies, newest first, a page at a time."""
-    views, last = studies.list_studies(hub.db, state=state, limit=limit, before_id=decode_cursor(cursor))
+    """The token's project's studies, newest first, a page at a time."""
+    views, last = studies.list_studies(
+        hub.db, state=state, limit=limit, before_id=decode_cursor(cursor), project=who.project
+    )
     return StudyPage(items=[study_out(v) for v in views], next_cursor=encode_cursor(last))
 
 
-@router.get("/{study_id}", response_model=StudyOut, responses=_NOT_FOUND)
-def get_study(study_id: int, hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)) -> StudyOut:
+@router.get("/{study_id}", response_model=StudyOut, responses=STUDY_NOT_FOUND)
+def get_study(study_id: int, hub: Hub = Depends(get_hub), who: Principal = Depends(can_read)) -> StudyOut:
     """One study with its progress counts and best trial."""
-    return study_out(studies.get_study(hub.db, study_id))
+    return study_out(studies.get_study(hub.db, study_id, project=who.project))
 
 
-@router.post("/{study_id}/cancel", response_model=StudyOut, responses=_NOT_FOUND)
-def cancel_study(
-    study_id: int, hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)
-) -> StudyOut:
+@router.post("/{study_id}/cancel", response_model=StudyOut, responses=STUDY_NOT_FOUND)
+def cancel_study(study_id: int, hub: Hub = Depends(get_hub), who: Principal = Depends(can_write)) -> StudyOut:
     """Stop handing out trials; running ones are told to stop at their next report."""
-    return study_out(studies.cancel_study(hub.db, hub.sampling, study_id))
+    return study_out(studies.cancel_study(hub.db, hub.sampling, study_id, project=who.project))
 
 
-@router.delete("/{study_id}", status_code=204, response_class=Response, responses=_NOT_FOUND)
-def delete_study(
-    study_id: int, hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)
-) -> Response:
+@router.delete("/{study_id}", status_code=204, response_class=Response, responses=STUDY_NOT_FOUND)
+def delete_study(study_id: int, hub: Hub = Depends(get_hub), who: Principal = Depends(can_write)) -> Response:
     """Delete the study, its trials and its Optuna study."""
-    studies.delete_study(hub.db, hub.sampling, study_id)
+    studies.delete_study(hub.db, hub.sampling, study_id, project=who.project)
     return Response(status_code=204)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 
 from service import claims
-from service.api.auth import Principal, authenticate
+from service.api.auth import can_claim
 from service.api.context import Hub, get_hub
 from service.api.render import claim_out
+from service.api.responses import COMMON
 from service.api.schemas import ClaimIn, ClaimOut
+from service.tokens import Principal
 
-router = APIRouter(prefix="/v1/workers", tags=["workers"])
+router = APIRouter(prefix="/v1/workers", tags=["workers"], responses=COMMON)
 
 
 @router.post(
@@ -19,7 +21,7 @@ router = APIRouter(prefix="/v1/workers", tags=["workers"])
     responses={204: {"description": "Nothing to do: no running study of these tasks has a trial left."}},
 )
 def claim(
-    body: ClaimIn, hub: Hub = Depends(get_hub), _: Principal = Depends(authenticate)
+    body: ClaimIn, hub: Hub = Depends(get_hub), who: Principal = Depends(can_claim)
 ) -> ClaimOut | Response:
     """Pick a running study with a task this worker can run and budget left, and ask a trial in it."""
     found = claims.claim_trial(
@@ -29,6 +31,7 @@ def claim(
         device=body.device,
         tasks=body.tasks,
         lease=hub.lease,
+        project=who.project,
     )
     if found is None:
         return Response(status_code=204)
