@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Annotated, Literal, Self, TypeAlias
+from typing import Annotated, Any, Literal, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -91,6 +91,15 @@ Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator=
 """A parameter of a search space, told apart by its ``type`` field."""
 
 
+def _preset_names_schema(schema: dict[str, Any]) -> None:
+    # Imported here: presets.py builds SearchSpace objects itself.
+    from search_spaces.presets import list_presets
+
+    for option in schema.get("anyOf", []):
+        if option.get("type") == "string":
+            option["enum"] = list_presets()
+
+
 class SearchSpace(BaseModel):
     """A study's search space: a preset, explicit params, or a grid.
 
@@ -104,12 +113,24 @@ class SearchSpace(BaseModel):
     own; ``[]`` turns them off. Each must fit the space exactly.
     """
 
-    model_config = _MODEL_CONFIG
+    # The JSON schema says what validation enforces about the shape: a preset, params or a grid (or a
+    # preset with params), never params with a grid; the names of the presets that exist.
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "anyOf": [
+                {"required": [key], "properties": {key: {"type": kind}}}
+                for key, kind in (("preset", "string"), ("params", "object"), ("grid", "object"))
+            ],
+            "not": {"anyOf": [{"required": ["params", "grid"]}, {"required": ["preset", "grid"]}]},
+        },
+    )
 
-    preset: str | None = None
-    description: str | None = None
-    params: dict[str, Param] | None = None
-    grid: dict[str, list[ParamValue]] | None = None
+    preset: str | None = Field(default=None, json_schema_extra=_preset_names_schema)
+    description: str | None = Field(default=None, max_length=500)
+    params: dict[str, Param] | None = Field(default=None, min_length=1, max_length=MAX_PARAMS)
+    grid: dict[str, list[ParamValue]] | None = Field(default=None, min_length=1, max_length=MAX_PARAMS)
     starts: list[dict[str, ParamValue]] | None = Field(default=None, max_length=MAX_STARTS)
 
     @model_validator(mode="after")

@@ -194,6 +194,25 @@ class Report(Frozen):
 class Completion(Frozen):
     """How a trial ended. ``complete`` carries the final metric; the others a reason."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "properties": {"state": {"const": "complete"}, "value": {"type": "number"}},
+                    "required": ["value"],
+                },
+                {
+                    "properties": {
+                        "state": {"enum": ["pruned", "failed", "diverged"]},
+                        "value": {"type": "null"},
+                    },
+                },
+            ]
+        },
+    )
+
     state: Literal["complete", "pruned", "failed", "diverged"]
     value: float | None = Field(default=None, validate_default=True)
     reason: str | None = Field(default=None, max_length=500)

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.api.context import Hub
+from service.api.dashboard import install_dashboard
 from service.api.errors import install_error_handlers
 from service.api.limits import BodyLimit, RateLimit
 from service.api.routes import catalog, health, studies, tokens, trials, workers
@@ -77,6 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
         health.router,
     ):
         app.include_router(router)
+    install_dashboard(app, _optuna_engine_kwargs)  # last: it answers only what no route above matched
     return app
 
 

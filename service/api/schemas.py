@@ -204,7 +204,16 @@ class EntryList(Out):
 class TokenIn(BaseModel):
     """A token to create."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Only an admin token may be project-less; the schema says so, as validation does.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["project"], "properties": {"project": {"type": "string"}}},
+                {"properties": {"scopes": {"contains": {"const": "admin"}}}},
+            ]
+        },
+    )
 
     name: str = Field(min_length=1, max_length=128)
     scopes: list[Literal["admin", "write", "read", "worker"]] = Field(min_length=1, max_length=4)

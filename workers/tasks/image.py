@@ -6,8 +6,10 @@ latter read with ``torch.load(weights_only=True)`` so that nothing but tensors i
 options are ``architecture`` (default ``resnet18``) and ``image_size`` (default 32). Every key but the
 head's (``fc.*``, always replaced) must fit the architecture. The dataset entry's ``path`` is a folder
 with one subfolder of PNG/JPEG images per class, split 75/25 per class with a fixed seed, unless it has
-``train/`` and ``val/`` subfolders laid out the same way. Images are read once with Pillow, converted to
-RGB, resized to ``image_size`` squared and kept in memory as one uint8 tensor.
+``train/`` and ``val/`` subfolders laid out the same way. Everything in the folders listed must resolve
+inside the dataset's folder (symlinks within it are fine; one leading out of it is refused). Images are
+read once with Pillow, converted to RGB, resized to ``image_size`` squared and kept in memory as one uint8
+tensor.
 
 The built-ins need no files: the dataset ``shapes`` is drawn once into ``cache_dir/shapes-v1`` and the
 model ``shapes-resnet18`` is pretrained once, on other shapes, into
@@ -39,6 +41,7 @@ from torch import nn
 
 from workers.tasks.base import DatasetEntry, ModelEntry, Split
 from workers.tasks.catalog import IMAGE_CLASSIFICATION
+from workers.tasks.files import entries_in
 from workers.tasks.resnet import build_resnet
 
 DEFAULT_ARCHITECTURE = "resnet18"
@@ -279,19 +282,20 @@ def load_backbone(model: nn.Module, state: Mapping[str, torch.Tensor], path: Pat
 def read_image_folder(root: Path, image_size: int) -> ImageFolderData:
     """All images under ``root`` (``root/<class>/*`` split per class 75/25 with a fixed seed, or
     ``root/train/<class>/*`` and ``root/val/<class>/*``); ``ValueError`` naming the folder or file when
-    the layout is wrong or an image cannot be read."""
+    the layout is wrong or an image cannot be read, and its subclass ``UnsafePath`` when any entry of a
+    folder it lists (a class folder, an image, anything else) resolves outside ``root``."""
     if not root.is_dir():
         raise ValueError(f"dataset {root} does not exist or is not a folder")
     if (root / "train").is_dir() and (root / "val").is_dir():
-        class_names = _class_folders(root / "train")
-        train = _class_files(root / "train", class_names, each_needs_images=True)
-        val = _class_files(root / "val", class_names, each_needs_images=False)
-        unknown = sorted(set(_class_folders(root / "val", minimum=1)) - set(class_names))
+        class_names = _class_folders(root, root / "train")
+        train = _class_files(root, root / "train", class_names, each_needs_images=True)
+        val = _class_files(root, root / "val", class_names, each_needs_images=False)
+        unknown = sorted(set(_class_folders(root, root / "val", minimum=1)) - set(class_names))
         if unknown:
             raise ValueError(f"dataset {root}: val has classes that train lacks: {', '.join(unknown)}")
     else:
-        class_names = _class_folders(root)
-        train, val = _split_per_class(_class_files(root, class_names, each_needs_images=True))
+        class_names = _class_folders(root, root)
+        train, val = _split_per_class(_class_files(root, root, class_names, each_needs_images=True))
     files = train + val
     if not val:
         raise ValueError(f"dataset {root}: the val split is empty")
@@ -304,29 +308,37 @@ def read_image_folder(root: Path, image_size: int) -> ImageFolderData:
     )
 
 
-def _class_folders(folder: Path, minimum: int = 2) -> list[str]:
-    names = sorted(
-        entry.name for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith(".")
-    )
+def _class_folders(root: Path, folder: Path, minimum: int = 2) -> list[str]:
+    names = [
+        entry.name for entry in entries_in(root, folder) if entry.is_dir() and not entry.name.startswith(".")
+    ]
     if len(names) < minimum:
         raise ValueError(f"dataset {folder} needs a subfolder per class, and at least {minimum}")
     return names
 
 
-def _class_files(folder: Path, class_names: list[str], each_needs_images: bool) -> list[tuple[Path, int]]:
+def _class_files(
+    root: Path, folder: Path, class_names: list[str], each_needs_images: bool
+) -> list[tuple[Path, int]]:
     """(file, class index) for every image in ``folder/<class>``; with ``each_needs_images``, a class
     without images is an error (a val folder may lack some classes)."""
     files = []
     for label, name in enumerate(class_names):
-        found = sorted(
-            path
-            for path in (folder / name).glob("*")
-            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
-        )
+        found = _images_in(root, folder / name)
         if not found and each_needs_images:
             raise ValueError(f"dataset {folder / name} holds no PNG or JPEG images")
         files += [(path, label) for path in found]
     return files
+
+
+def _images_in(root: Path, folder: Path) -> list[Path]:
+    """The PNG and JPEG files directly in ``folder``, sorted by name; none when ``folder`` is missing.
+    ``UnsafePath`` when ``folder`` or anything in it resolves outside ``root``."""
+    if not folder.is_dir():
+        return []
+    return [
+        path for path in entries_in(root, folder) if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+    ]
 
 
 def _split_per_class(files: list[tuple[Path, int]]) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]]]:

@@ -2,12 +2,14 @@
 or JSONL file of texts and labels.
 
 The model entry's ``path`` is a Hugging Face model directory on this machine (nothing is ever fetched
-from the hub; remote code is never trusted); its option ``max_length`` (default 64) caps the tokens per
-text. The dataset entry's ``path`` is a ``.csv`` or ``.jsonl`` file; its options name the columns
-(``text_column``, default ``text``; ``label_column``, default ``label``) and ``val_fraction`` (default
-0.25). A ``split`` column with the values ``train``/``val`` overrides the split; otherwise a fixed-seed
-split per label keeps the label mix of both splits alike. Labels (strings or integers) become the class
-indices 0..k-1 in sorted order (integers by value).
+from the hub; remote code is never trusted) with safetensors weights (pickled ``pytorch_model.bin``
+weights are refused) and nothing in it leading outside it: a symlink out of the directory, as in the
+hub's own cache, is refused, so copy such a model with real files first. Its option ``max_length``
+(default 64) caps the tokens per text. The dataset entry's ``path`` is a ``.csv`` or ``.jsonl`` file;
+its options name the columns (``text_column``, default ``text``; ``label_column``, default ``label``)
+and ``val_fraction`` (default 0.25). A ``split`` column with the values ``train``/``val`` overrides the
+split; otherwise a fixed-seed split per label keeps the label mix of both splits alike. Labels (strings
+or integers) become the class indices 0..k-1 in sorted order (integers by value).
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from workers.tasks.base import DatasetEntry, ModelEntry, Split
+from workers.tasks.files import files_under, inside
 
 DEFAULT_MAX_LENGTH = 64
 DEFAULT_VAL_FRACTION = 0.25
 SPLIT_COLUMN = "split"
+SAFE_WEIGHTS = "model.safetensors"
+SAFE_WEIGHTS_INDEX = "model.safetensors.index.json"  # a sharded checkpoint: names its weight files
 _SPLIT_SEED = 0  # fixed, so every worker and every run sees the same split
 
 
@@ -148,6 +153,7 @@ def _load_pretrained(model_dir: Path, label_names: list[str]) -> tuple[Any, nn.M
     from ``model_dir`` alone."""
     if not model_dir.is_dir():
         raise ValueError(f"model directory {model_dir} does not exist or is not a directory")
+    check_model_directory(model_dir)
     # Read by huggingface_hub when it is first imported: make sure no worker ever reaches for the network.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -162,8 +168,42 @@ def _load_pretrained(model_dir: Path, label_names: list[str]) -> tuple[Any, nn.M
         problem_type="single_label_classification",
         local_files_only=True,
         trust_remote_code=False,
+        # check_model_directory found safetensors weights; these keep transformers from ever falling back
+        # to unpickling pytorch_model.bin, should that check be changed.
+        use_safetensors=True,
+        weights_only=True,
     )
     return tokenizer, cast(nn.Module, model)
+
+
+def check_model_directory(model_dir: Path) -> None:
+    """Refuse, before transformers reads anything, a model directory that leads outside itself or holds no
+    safetensors weights. ``UnsafePath`` (a ``ValueError``) when any entry of its tree, or any shard its
+    ``model.safetensors.index.json`` names, resolves outside it; ``ValueError`` when it has neither
+    ``model.safetensors`` nor that index (pickled weights such as ``pytorch_model.bin`` are never read)."""
+    files_under(model_dir)
+    index = model_dir / SAFE_WEIGHTS_INDEX
+    if index.is_file():
+        for shard in _shard_names(index):
+            inside(model_dir, Path(shard))
+    elif not (model_dir / SAFE_WEIGHTS).is_file():
+        raise ValueError(
+            f"model directory {model_dir} has no {SAFE_WEIGHTS} (nor {SAFE_WEIGHTS_INDEX}); hps loads "
+            "only safetensors weights and never unpickles others such as pytorch_model.bin: convert them "
+            "to safetensors first"
+        )
+
+
+def _shard_names(index: Path) -> set[str]:
+    """The weight files a sharded checkpoint's index names (its ``weight_map`` values)."""
+    try:
+        parsed = json.loads(index.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{index} is not JSON: {error}") from None
+    weight_map = parsed.get("weight_map") if isinstance(parsed, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(name, str) for name in weight_map.values()):
+        raise ValueError(f"{index} has no 'weight_map' of parameter names to file names")
+    return set(weight_map.values())
 
 
 def _reinitialise_head(model: nn.Module, seed: int) -> None:

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Query, Response
 from service import studies
 from service.api.auth import can_read, can_write
 from service.api.context import Hub, get_hub
-from service.api.paging import DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor
+from service.api.paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor
+from service.api.params import StudyId
 from service.api.render import study_out
 from service.api.responses import COMMON, STUDY_NOT_FOUND, error
 from service.api.schemas import StudyOut, StudyPage
@@ -42,7 +43,7 @@ def create_study(
 def list_studies(
     state: StudyState | None = None,
     limit: int = Query(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE),
-    cursor: str | None = Query(default=None, max_length=200),
+    cursor: str | None = Query(default=None, pattern=CURSOR_PATTERN),
     hub: Hub = Depends(get_hub),
     who: Principal = Depends(can_read),
 ) -> StudyPage:
@@ -54,19 +55,23 @@ def list_studies(
 
 
 @router.get("/{study_id}", response_model=StudyOut, responses=STUDY_NOT_FOUND)
-def get_study(study_id: int, hub: Hub = Depends(get_hub), who: Principal = Depends(can_read)) -> StudyOut:
+def get_study(study_id: StudyId, hub: Hub = Depends(get_hub), who: Principal = Depends(can_read)) -> StudyOut:
     """One study with its progress counts and best trial."""
     return study_out(studies.get_study(hub.db, study_id, project=who.project))
 
 
 @router.post("/{study_id}/cancel", response_model=StudyOut, responses=STUDY_NOT_FOUND)
-def cancel_study(study_id: int, hub: Hub = Depends(get_hub), who: Principal = Depends(can_write)) -> StudyOut:
+def cancel_study(
+    study_id: StudyId, hub: Hub = Depends(get_hub), who: Principal = Depends(can_write)
+) -> StudyOut:
     """Stop handing out trials; running ones are told to stop at their next report."""
     return study_out(studies.cancel_study(hub.db, hub.sampling, study_id, project=who.project))
 
 
 @router.delete("/{study_id}", status_code=204, response_class=Response, responses=STUDY_NOT_FOUND)
-def delete_study(study_id: int, hub: Hub = Depends(get_hub), who: Principal = Depends(can_write)) -> Response:
+def delete_study(
+    study_id: StudyId, hub: Hub = Depends(get_hub), who: Principal = Depends(can_write)
+) -> Response:
     """Delete the study, its trials and its Optuna study."""
     studies.delete_study(hub.db, hub.sampling, study_id, project=who.project)
     return Response(status_code=204)

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Body, Depends, Query
 from service import trials
 from service.api.auth import can_read, can_run, can_write
 from service.api.context import Hub, get_hub
-from service.api.paging import DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor
+from service.api.paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor
+from service.api.params import StudyId, TrialNumber
 from service.api.render import ask_out, report_out, trial_out
 from service.api.responses import COMMON, STUDY_NOT_FOUND, TRIAL_NOT_FOUND, Responses, error
 from service.api.schemas import AskIn, AskOut, HeartbeatOut, LeaseOut, ReportOut, TrialOut, TrialPage
@@ -29,7 +30,7 @@ _LEASE_LOST: Responses = {**TRIAL_NOT_FOUND, 409: error("The trial is not runnin
     responses={**STUDY_NOT_FOUND, 409: error("Budget spent, or the study is not running.")},
 )
 def ask(
-    study_id: int,
+    study_id: StudyId,
     body: AskIn | None = Body(default=None),
     hub: Hub = Depends(get_hub),
     who: Principal = Depends(can_write),
@@ -44,10 +45,10 @@ def ask(
 
 @router.get("/trials", response_model=TrialPage, responses=STUDY_NOT_FOUND)
 def list_trials(
-    study_id: int,
+    study_id: StudyId,
     state: TrialState | None = None,
     limit: int = Query(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE),
-    cursor: str | None = Query(default=None, max_length=200),
+    cursor: str | None = Query(default=None, pattern=CURSOR_PATTERN),
     hub: Hub = Depends(get_hub),
     who: Principal = Depends(can_read),
 ) -> TrialPage:
@@ -60,22 +61,22 @@ def list_trials(
 
 @router.get("/trials/{number}", response_model=TrialOut, responses=TRIAL_NOT_FOUND)
 def get_trial(
-    study_id: int, number: int, hub: Hub = Depends(get_hub), who: Principal = Depends(can_read)
+    study_id: StudyId, number: TrialNumber, hub: Hub = Depends(get_hub), who: Principal = Depends(can_read)
 ) -> TrialOut:
     """One trial: params, state, value, reason, learning curve, attrs."""
     return trial_out(trials.get_trial(hub.db, study_id, number, project=who.project))
 
 
 @router.get("/best", response_model=TrialOut, responses={404: error("No such study, or none complete yet.")})
-def best(study_id: int, hub: Hub = Depends(get_hub), who: Principal = Depends(can_read)) -> TrialOut:
+def best(study_id: StudyId, hub: Hub = Depends(get_hub), who: Principal = Depends(can_read)) -> TrialOut:
     """The best complete trial."""
     return trial_out(trials.best_trial(hub.db, study_id, project=who.project))
 
 
 @router.post("/trials/{number}/reports", response_model=ReportOut, responses=_LEASE_LOST)
 def report(
-    study_id: int,
-    number: int,
+    study_id: StudyId,
+    number: TrialNumber,
     body: Report,
     hub: Hub = Depends(get_hub),
     who: Principal = Depends(can_run),
@@ -89,7 +90,7 @@ def report(
 
 @router.post("/trials/{number}/heartbeat", response_model=HeartbeatOut, responses=_LEASE_LOST)
 def heartbeat(
-    study_id: int, number: int, hub: Hub = Depends(get_hub), who: Principal = Depends(can_run)
+    study_id: StudyId, number: TrialNumber, hub: Hub = Depends(get_hub), who: Principal = Depends(can_run)
 ) -> HeartbeatOut:
     """Extend the trial's lease."""
     expires, stop = trials.heartbeat_trial(hub.db, study_id, number, lease=hub.lease, project=who.project)
@@ -102,8 +103,8 @@ def heartbeat(
     responses={**TRIAL_NOT_FOUND, 409: error("Lease lost, or a different completion.")},
 )
 def complete(
-    study_id: int,
-    number: int,
+    study_id: StudyId,
+    number: TrialNumber,
     body: Completion,
     hub: Hub = Depends(get_hub),
     who: Principal = Depends(can_run),
