@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo serve test lint bench
+.PHONY: setup demo serve test lint bench browser
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -25,8 +25,13 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The dashboard's browser test drives Debian's Chromium (installed here if missing; needs apt and root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get install -y -q chromium >/dev/null || \
+	  (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null))
+
 # The whole suite: lint, types, and every test on SQLite and on the local PostgreSQL.
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest
 
 bench: setup

@@ -7,6 +7,7 @@ and Hyperband, shows live progress, and prints the best params and a per-optimiz
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import signal
@@ -15,6 +16,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import httpx
@@ -25,6 +27,8 @@ from rich.table import Table
 from service.api.schemas import StudyOut, TrialOut
 from service.client import HpsClient
 from service.summary import summarize_by_optimizer
+
+_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
 def demo_spec(n_trials: int, n_workers: int) -> dict[str, Any]:
@@ -40,7 +44,9 @@ def demo_spec(n_trials: int, n_workers: int) -> dict[str, Any]:
 
 
 def run_demo(*, data_dir: Path, n_trials: int, n_workers: int) -> int:
-    """Run the demo; returns the process exit code."""
+    """Run the demo; returns the process exit code. SIGTERM stops it the way Ctrl-C does: the server
+    and the workers are stopped before it exits."""
+    signal.signal(signal.SIGTERM, _interrupt)
     # Wide enough for the per-optimizer table even when the output is not a terminal.
     console = Console(width=None if sys.stdout.isatty() else 120)
     data_dir = data_dir.resolve()
@@ -66,9 +72,28 @@ def run_demo(*, data_dir: Path, n_trials: int, n_workers: int) -> int:
 
 def _launch(processes: ExitStack, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("ab")
-    child = subprocess.Popen(args, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+    child = subprocess.Popen(
+        args,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
     processes.callback(_stop, child, handle)
     return child
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when the demo dies, however the demo dies
+    (even SIGKILL), so a killed demo never leaves a server or workers behind."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _stop(child: subprocess.Popen[bytes], handle: Any) -> None:

@@ -39,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service import studies
 from service.api.auth import identify, presented_token
 from service.api.context import Hub
 from service.config import Settings
@@ -51,6 +52,11 @@ from service.tokens import Principal
 _FORWARDED = re.compile(r"^/(?:|dashboard(?:/.*)?|static/.*|favicon\.ico|api/.*|csv/.*)$")
 # Paths that name a study, checked against the caller's project before the dashboard sees them.
 _STUDY_PATH = re.compile(r"^/(?:api/studies|csv)/(\d+)(?:/|$)")
+# Dashboard writes that would change Optuna's tables behind hps's back: creating a study, renaming one
+# (a copy under a new name), telling a trial's outcome. Refused even for admins; deleting is routed
+# through hps instead (below).
+_BYPASSES_HPS = re.compile(r"^/api/(studies/?$|studies/\d+/rename|trials/\d+/tell)")
+_STUDY_DELETE = re.compile(r"^/api/studies/(\d+)/?$")
 _READ_METHODS = ("GET", "HEAD")
 _ASK_FOR_TOKEN = "the dashboard needs a token: the password of basic auth (browsers ask), or a bearer token"
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="hps dashboard"'}
@@ -209,6 +215,14 @@ class DashboardGate:
         hub: Hub = scope["app"].state.hub
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         principal = await run_in_threadpool(_admit, hub, headers, scope["method"], scope["path"])
+        deleted = _STUDY_DELETE.match(scope["path"]) if scope["method"] == "DELETE" else None
+        if deleted is not None:
+            # Through hps, so that hps's own rows, queued trials and caches go with Optuna's study.
+            study_id = int(deleted.group(1))
+            await run_in_threadpool(studies.delete_study, hub.db, hub.sampling, study_id)
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
         dashboard = await run_in_threadpool(self._dashboard_for, hub, principal.project)
         await dashboard(scope, receive, send)
 
@@ -257,6 +271,11 @@ def _admit(hub: Hub, headers: dict[str, str], method: str, path: str) -> Princip
     if method not in _READ_METHODS and not _same_origin(headers):
         # A browser sends basic-auth credentials with cross-site requests too: refuse forged writes.
         raise Forbidden("the dashboard accepts changes only from its own pages (Origin differs from Host)")
+    if method not in _READ_METHODS and _BYPASSES_HPS.match(path):
+        raise Forbidden(
+            "this dashboard change would bypass hps's records; create studies with POST /v1/studies and "
+            "end trials with POST /v1/studies/{id}/trials/{n}/complete"
+        )
     study = _STUDY_PATH.match(path)
     if principal.project is not None and study is not None:
         study_id = int(study.group(1))

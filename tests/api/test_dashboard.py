@@ -220,3 +220,20 @@ def test_the_project_storage_hides_other_projects_and_writes_nothing(api_server:
     finally:
         backend.engine.dispose()
         db.dispose()
+
+
+def test_admin_changes_that_would_bypass_hps_are_refused_and_deleting_goes_through_hps(
+    api_server: RunningServer,
+) -> None:
+    study_id, name = project_study(api_server, unique("team"))
+    with browser(api_server, ADMIN_TOKEN) as client:
+        for response in (
+            client.post(f"/api/studies/{study_id}/rename", json={"study_name": unique()}),
+            client.post("/api/studies", json={"study_name": unique(), "directions": ["minimize"]}),
+            client.post("/api/trials/1/tell", json={"state": "complete", "values": [1.0]}),
+        ):
+            assert_error(response, 403, "forbidden")
+        assert client.delete(f"/api/studies/{study_id}").status_code == 204
+    with api_server.client() as hps:
+        assert_error(hps.get(f"/v1/studies/{study_id}"), 404, "study_not_found")
+    assert name not in optuna.get_all_study_names(storage=api_server.database_url)
