@@ -91,6 +91,11 @@ Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator=
 """A parameter of a search space, told apart by its ``type`` field."""
 
 
+# Published in the schema only: the size rules are checked by check_params/check_grid, whose
+# messages name the section and the rule (pydantic's own would say "Dictionary should have...").
+_SECTION_SIZE: dict[str, Any] = {"minProperties": 1, "maxProperties": MAX_PARAMS}
+
+
 def _preset_names_schema(schema: dict[str, Any]) -> None:
     # Imported here: presets.py builds SearchSpace objects itself.
     from search_spaces.presets import list_presets
@@ -129,8 +134,8 @@ class SearchSpace(BaseModel):
 
     preset: str | None = Field(default=None, json_schema_extra=_preset_names_schema)
     description: str | None = Field(default=None, max_length=500)
-    params: dict[str, Param] | None = Field(default=None, min_length=1, max_length=MAX_PARAMS)
-    grid: dict[str, list[ParamValue]] | None = Field(default=None, min_length=1, max_length=MAX_PARAMS)
+    params: dict[str, Param] | None = Field(default=None, json_schema_extra=_SECTION_SIZE)
+    grid: dict[str, list[ParamValue]] | None = Field(default=None, json_schema_extra=_SECTION_SIZE)
     starts: list[dict[str, ParamValue]] | None = Field(default=None, max_length=MAX_STARTS)
 
     @model_validator(mode="after")
