@@ -88,6 +88,15 @@ class HpsClient:
         """One study with progress and best trial."""
         return self._call("GET", f"/v1/studies/{study_id}", StudyOut)
 
+    def find_study(self, ref: str | int) -> StudyOut:
+        """A study by id or by name (what the CLI's STUDY argument accepts); ``HpsError`` 404 if none."""
+        if isinstance(ref, int) or ref.isdigit():
+            return self.get_study(int(ref))
+        for study in self.studies():
+            if study.name == ref:
+                return study
+        raise HpsError(404, "study_not_found", f"no study named {ref!r}", field="study")
+
     def studies(self, state: str | None = None, page_size: int = 100) -> Iterator[StudyOut]:
         """Every study (newest first), fetching pages as needed."""
         params: dict[str, Any] = {"limit": page_size}
