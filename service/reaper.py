@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -84,8 +85,15 @@ def settle_deadlines(db: Database, sampling: Sampling, now: datetime | None = No
     return len(overdue)
 
 
-async def run_reaper(db: Database, sampling: Sampling, interval_s: float, stop: asyncio.Event) -> None:
-    """Reap every ``interval_s`` seconds until ``stop`` is set; failures are logged, never fatal."""
+async def run_reaper(
+    db: Database,
+    sampling: Sampling,
+    interval_s: float,
+    stop: asyncio.Event,
+    on_reaped: Callable[[int], None] | None = None,
+) -> None:
+    """Reap every ``interval_s`` seconds until ``stop`` is set; failures are logged, never fatal.
+    ``on_reaped`` hears how many trials each round reaped (the metrics' counter)."""
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
@@ -93,7 +101,9 @@ async def run_reaper(db: Database, sampling: Sampling, interval_s: float, stop: 
         except TimeoutError:
             pass
         try:
-            await run_in_threadpool(reap_expired, db, sampling)
+            reaped = await run_in_threadpool(reap_expired, db, sampling)
+            if on_reaped is not None:
+                on_reaped(reaped)
             await run_in_threadpool(settle_deadlines, db, sampling)
         except DomainError as error:  # the database is away: try again next round
             log.warning("reaper skipped a round: %s", error.detail)

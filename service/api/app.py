@@ -14,8 +14,9 @@ from service.api.context import Hub
 from service.api.dashboard import install_dashboard
 from service.api.errors import install_error_handlers
 from service.api.limits import BodyLimit, RateLimit
-from service.api.routes import catalog, health, studies, tokens, trials, workers
+from service.api.routes import catalog, health, metrics, studies, tokens, trials, workers
 from service.config import Settings
+from service.metrics import Metrics
 from service.reaper import run_reaper
 from service.sampling import Sampling
 from service.store.database import Database
@@ -40,10 +41,12 @@ def create_app(settings: Settings) -> FastAPI:
         )
         sampling = Sampling(url, engine_kwargs=_optuna_engine_kwargs(settings, url))
         registry = load_registry(settings.registry)
-        app.state.hub = Hub(settings=settings, db=db, sampling=sampling, registry=registry)
+        recorder = Metrics(db)  # per app: several apps in one process never share a registry
+        app.state.hub = Hub(settings=settings, db=db, sampling=sampling, registry=registry, metrics=recorder)
         stop_reaper = asyncio.Event()
         reaper = asyncio.create_task(
-            run_reaper(db, sampling, settings.reaper_interval_seconds, stop_reaper), name="hps-reaper"
+            run_reaper(db, sampling, settings.reaper_interval_seconds, stop_reaper, recorder.count_reaped),
+            name="hps-reaper",
         )
         try:
             yield
@@ -76,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
         catalog.router,
         tokens.router,
         health.router,
+        metrics.router,
     ):
         app.include_router(router)
     install_dashboard(app, _optuna_engine_kwargs)  # last: it answers only what no route above matched

@@ -8,6 +8,7 @@ from datetime import timedelta
 from fastapi import Request
 
 from service.config import Settings
+from service.metrics import Metrics
 from service.sampling import Sampling
 from service.store.database import Database
 from workers.registry import Registry
@@ -21,6 +22,7 @@ class Hub:
     db: Database
     sampling: Sampling
     registry: Registry
+    metrics: Metrics
 
     @property
     def lease(self) -> timedelta:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.store.models import TrialRow
+from service.store.models import StudyRow, TrialRow
 
 TRIAL_STATES = ("running", "queued", "complete", "pruned", "diverged", "failed")
 FINISHED_STATES = ("complete", "pruned", "diverged", "failed")
@@ -70,6 +70,23 @@ class Progress:
         return self.complete + self.pruned + self.diverged + self.failed
 
 
+@dataclass(frozen=True, slots=True)
+class StudyTrialCounts:
+    """One study's name and project with its trial counts (``Progress`` buckets), for monitoring."""
+
+    study_id: int
+    name: str
+    project: str
+    progress: Progress
+
+
+def _progress_bucket() -> ColumnElement[str]:
+    """The ``Progress`` field a row counts in: its state, but ``retried`` for a failed attempt that was
+    retried (the budget counts the retry instead)."""
+    counted_failure = and_(TrialRow.state == "failed", TrialRow.retried_by.is_(None))
+    return case((TrialRow.state != "failed", TrialRow.state), (counted_failure, "failed"), else_="retried")
+
+
 def _record(row: TrialRow) -> TrialRecord:
     return TrialRecord(
         id=row.id,
@@ -101,10 +118,7 @@ class TrialRepository:
 
     def progress(self, study_ids: Sequence[int]) -> dict[int, Progress]:
         """Counts by state for each study, in one query."""
-        counted_failure = and_(TrialRow.state == "failed", TrialRow.retried_by.is_(None))
-        bucket = case(
-            (TrialRow.state != "failed", TrialRow.state), (counted_failure, "failed"), else_="retried"
-        )
+        bucket = _progress_bucket()
         rows = self.session.execute(
             select(TrialRow.study_id, bucket, func.count())
             .where(TrialRow.study_id.in_(study_ids))
@@ -189,3 +203,34 @@ class TrialRepository:
     def delete_study_trials(self, study_id: int) -> None:
         """Remove every attempt of the study."""
         self.session.execute(delete(TrialRow).where(TrialRow.study_id == study_id))
+
+    def counts_by_study(self) -> list[StudyTrialCounts]:
+        """Trial counts of every study (studies without trials included), in one query: what the
+        ``hps_trials`` gauge shows at each scrape."""
+        bucket = _progress_bucket()
+        rows = self.session.execute(
+            select(StudyRow.id, StudyRow.name, StudyRow.project, bucket, func.count(TrialRow.id))
+            .outerjoin(TrialRow, TrialRow.study_id == StudyRow.id)
+            .group_by(StudyRow.id, StudyRow.name, StudyRow.project, bucket)
+            .order_by(StudyRow.id)
+        )
+        studies: dict[int, tuple[str, str]] = {}
+        counts: dict[int, dict[str, int]] = {}
+        for study_id, name, project, state, count in rows:
+            studies[study_id] = (name, project)
+            by_state = counts.setdefault(study_id, {})
+            if count:  # a study without trials joins one row of NULLs, counted as 0
+                by_state[state] = int(count)
+        return [
+            StudyTrialCounts(study_id, name, project, Progress(**counts[study_id]))
+            for study_id, (name, project) in studies.items()
+        ]
+
+    def count_live_leases(self, now: datetime) -> int:
+        """Running attempts whose lease has not run out yet."""
+        query = (
+            select(func.count())
+            .select_from(TrialRow)
+            .where(TrialRow.state == "running", TrialRow.lease_expires_at >= now)
+        )
+        return int(self.session.execute(query).scalar_one())

@@ -33,6 +33,10 @@ class TcpProxy:
         """Stop accepting, and drop every connection in flight."""
         with self._lock:
             if self._listener is not None:
+                # shutdown() wakes the thread blocked in accept(); a bare close() leaves it in the call,
+                # and the kernel would still hand it one more connection after the cut.
+                with contextlib.suppress(OSError):
+                    self._listener.shutdown(socket.SHUT_RDWR)
                 self._listener.close()
                 self._listener = None
             for sock in self._sockets:

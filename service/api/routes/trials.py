@@ -37,9 +37,10 @@ def ask(
 ) -> AskOut:
     """Sample a new trial, or hand out a queued one, under a lease."""
     worker_id = body.worker_id if body else None
-    asked = trials.ask_trial(
-        hub.db, hub.sampling, study_id, lease=hub.lease, worker_id=worker_id, project=who.project
-    )
+    with hub.metrics.time_ask():
+        asked = trials.ask_trial(
+            hub.db, hub.sampling, study_id, lease=hub.lease, worker_id=worker_id, project=who.project
+        )
     return ask_out(asked)
 
 

@@ -24,15 +24,17 @@ def claim(
     body: ClaimIn, hub: Hub = Depends(get_hub), who: Principal = Depends(can_claim)
 ) -> ClaimOut | Response:
     """Pick a running study with a task this worker can run and budget left, and ask a trial in it."""
-    found = claims.claim_trial(
-        hub.db,
-        hub.sampling,
-        worker_id=body.worker_id,
-        device=body.device,
-        tasks=body.tasks,
-        lease=hub.lease,
-        project=who.project,
-    )
+    with hub.metrics.time_claim() as timing:
+        found = claims.claim_trial(
+            hub.db,
+            hub.sampling,
+            worker_id=body.worker_id,
+            device=body.device,
+            tasks=body.tasks,
+            lease=hub.lease,
+            project=who.project,
+        )
+        timing.outcome = "none" if found is None else "trial"
     if found is None:
         return Response(status_code=204)
     return claim_out(found)

@@ -1,0 +1,34 @@
+"""``GET /metrics``: Prometheus text format, for admin tokens only.
+
+Why admin: the ``hps_trials`` labels name every study of every project, and only a project-less token may
+see every project; the only project-less tokens are admin tokens. Prometheus sends one with
+``authorization: {type: Bearer, credentials_file: ...}`` in its scrape config (see docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from service.api.auth import can_admin
+from service.api.context import Hub, get_hub
+from service.api.responses import COMMON
+from service.tokens import Principal
+
+router = APIRouter(tags=["operations"], responses=COMMON)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Every metric, in the Prometheus text format 0.0.4.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def metrics(hub: Hub = Depends(get_hub), who: Principal = Depends(can_admin)) -> Response:
+    """Trials by study and state, live leases, active workers (read from the database now), claim and ask
+    latency and reaped leases (measured by this process)."""
+    return Response(content=hub.metrics.render(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
