@@ -25,6 +25,7 @@ from service.api.schemas import (
     ReportOut,
     StudyOut,
     StudyPage,
+    StudyReport,
     TrialOut,
     TrialPage,
 )
@@ -170,6 +171,10 @@ class HpsClient:
     def best(self, study_id: int) -> TrialOut:
         """The best complete trial (``HpsError`` 404 until one completes)."""
         return self._call("GET", f"/v1/studies/{study_id}/best", TrialOut)
+
+    def study_report(self, study_id: int, top: int = 5) -> StudyReport:
+        """The optimizer report (docs/report.md): tables, curves, importances and a recommendation."""
+        return self._call("GET", f"/v1/studies/{study_id}/report", StudyReport, params={"top": top})
 
     # Workers
 

@@ -33,10 +33,15 @@ def summarize_by_optimizer(trials: Iterable[TrialOut], direction: str) -> list[O
     for trial in trials:
         if trial.state in ("running", "queued"):
             continue
-        groups.setdefault(str(trial.params.get("optimizer", "adamw")), []).append(trial)
+        groups.setdefault(optimizer_of(trial), []).append(trial)
     rows = [_summarize(name, group, direction) for name, group in groups.items()]
     sign = -1.0 if direction == "maximize" else 1.0
     return sorted(rows, key=lambda r: (r.best_value is None, sign * (r.best_value or 0.0)))
+
+
+def optimizer_of(trial: TrialOut) -> str:
+    """The trial's optimizer; a space without an ``optimizer`` param runs the workers' default, adamw."""
+    return str(trial.params.get("optimizer", "adamw"))
 
 
 def _summarize(name: str, trials: list[TrialOut], direction: str) -> OptimizerSummary:

@@ -1,4 +1,4 @@
-"""``/v1/studies``: create, list, read, cancel, delete."""
+"""``/v1/studies``: create, list, read, cancel, delete, and the optimizer report."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from service.api.auth import can_read, can_write
 from service.api.context import Hub, get_hub
 from service.api.paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor
 from service.api.params import StudyId
-from service.api.render import study_out
+from service.api.render import study_out, trial_out
 from service.api.responses import COMMON, STUDY_NOT_FOUND, error
-from service.api.schemas import StudyOut, StudyPage
+from service.api.schemas import StudyOut, StudyPage, StudyReport
 from service.errors import Forbidden
+from service.evidence import gather_evidence
+from service.report import TOP_CURVES, build_report
 from service.specs import StudySpec
 from service.tokens import PROJECT_PATTERN, Principal
 
@@ -75,3 +77,17 @@ def delete_study(
     """Delete the study, its trials and its Optuna study."""
     studies.delete_study(hub.db, hub.sampling, study_id, project=who.project)
     return Response(status_code=204)
+
+
+@router.get("/{study_id}/report", response_model=StudyReport, responses=STUDY_NOT_FOUND)
+def study_report(
+    study_id: StudyId,
+    top: int = Query(default=TOP_CURVES, ge=1, le=20, description="How many best trials' curves to show."),
+    hub: Hub = Depends(get_hub),
+    who: Principal = Depends(can_read),
+) -> StudyReport:
+    """The optimizer report: per-optimizer table, history, curves, lr vs metric, importances and a
+    recommendation (docs/report.md). A study without trials gets a report that says so."""
+    evidence = gather_evidence(hub.db, hub.sampling, study_id, project=who.project)
+    trials = [trial_out(view) for view in evidence.trials]
+    return build_report(study_out(evidence.study), trials, evidence.importances, top=top)

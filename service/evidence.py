@@ -1,0 +1,70 @@
+"""Reading what a study report is built from: the study, every trial with its learning curve, and the
+parameter importances Optuna computes over the same trials. ``service.report`` turns it into the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from optuna.trial import TrialState
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from search_spaces import SearchSpaceError, compile_space
+from service.access import require_study
+from service.api.schemas import Importances
+from service.errors import StudyNotFound
+from service.importance import param_importances
+from service.sampling import Sampling
+from service.specs import StudySpec
+from service.store.database import Database
+from service.store.trials import TrialRepository
+from service.views import StudyView, TrialView, study_views, trial_views
+
+# Trials are read a page at a time, so one huge study never needs one huge query.
+_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A study, all its trials in number order, and its parameter importances."""
+
+    study: StudyView
+    trials: list[TrialView]
+    importances: Importances
+
+
+def gather_evidence(
+    db: Database, sampling: Sampling, study_id: int, *, project: str | None = None
+) -> Evidence:
+    """Everything a report of the study needs, or ``StudyNotFound`` (also for another project's study)."""
+
+    def work(session: Session) -> tuple[StudyView, list[TrialView]]:
+        record = require_study(session, study_id, project)
+        repository = TrialRepository(session)
+        records, after = [], None
+        while True:
+            page = repository.page(study_id, state=None, limit=_PAGE, after_number=after)
+            records.extend(page)
+            if len(page) < _PAGE:
+                break
+            after = page[-1].number
+        return study_views(session, [record])[0], trial_views(session, records)
+
+    study, trials = db.run(work, write=False)
+    # hps study ids are Optuna's study ids: both rows are written in one transaction.
+    try:
+        frozen = sampling.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,))
+    except KeyError:  # deleted since it was read above
+        raise StudyNotFound(study_id) from None
+    importances = param_importances(frozen, study.record.direction, _optuna_names(study.record.spec))
+    return Evidence(study=study, trials=trials, importances=importances)
+
+
+def _optuna_names(spec: dict[str, object]) -> dict[str, str]:
+    """Optuna's name → hps's name, for the parameters whose names differ (reverse_log floats)."""
+    try:
+        compiled = compile_space(StudySpec.model_validate(spec).search_space)
+    except (SearchSpaceError, ValidationError):
+        return {}  # a stored spec that no longer compiles still gets a report, with Optuna's names
+    return {compiled.optuna_name(name): name for name in compiled.params}
