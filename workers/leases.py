@@ -57,7 +57,7 @@ class LeaseKeeper:
                 answer = self._client.heartbeat(self._study_id, self._number)
             except HpsError as error:
                 if error.status == 409:
-                    log.warning("trial %s/%s: lease lost (%s)", self._study_id, self._number, error.detail)
+                    log.warning("trial %s/%s: lease lost (%s)", self._study_id, self._number, error)
                     self.lost.set()
                     return
                 # An outage: keep trying with backoff; the lease may survive a short one, and if it

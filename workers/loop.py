@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import importlib
-import json
 import logging
 import os
 import signal
@@ -55,19 +54,24 @@ class WorkerOptions:
     tasks: tuple[str, ...]
     max_trials: int | None = None
     once: bool = False
-    log_json: bool = False
     idle_backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=30.0))
 
 
 @dataclass(frozen=True)
 class TrialReport:
-    """What the worker did with one claim, for its log line."""
+    """What the worker did with one claim, for its log line. ``state`` is how the worker completed the
+    trial, or ``lease-lost`` when it did not (the service had reaped it); ``epochs`` is None when the
+    trial raised before training ended."""
 
     study_id: int
     number: int
+    attempt: int
+    task: dict[str, Any]
+    params: dict[str, Any]
     state: str
     value: float | None
     reason: str | None
+    epochs: int | None
     seconds: float
     device_broken: bool = False
 
@@ -135,15 +139,27 @@ class Worker:
         with LeaseKeeper(self.client, study_id, number, claim.trial.lease.expires_at) as lease:
             outcome = self._train(claim, lease)
         state, value, reason = _completion(outcome, lease, self.stopping)
+        attrs = outcome.attrs if isinstance(outcome, TrainingOutcome) else {}
         if state is not None:
-            attrs = outcome.attrs if isinstance(outcome, TrainingOutcome) else {}
             self._complete(claim, state, value, reason, attrs)
         if isinstance(outcome, Failure) and outcome.reason.startswith(OOM):
             # Here, outside the except block that caught it, no frame holds the failed step's tensors.
             _free_device_memory(self.device)
         broken = isinstance(outcome, Failure) and outcome.device_broken
-        elapsed = time.monotonic() - started
-        return TrialReport(study_id, number, state or "lease-lost", value, reason, elapsed, broken)
+        epochs = attrs.get("epochs_run")
+        return TrialReport(
+            study_id=study_id,
+            number=number,
+            attempt=claim.trial.attempt,
+            task=claim.task,
+            params=dict(claim.trial.params),
+            state=state or "lease-lost",
+            value=value,
+            reason=reason,
+            epochs=epochs if isinstance(epochs, int) else None,
+            seconds=time.monotonic() - started,
+            device_broken=broken,
+        )
 
     def _train(self, claim: ClaimOut, lease: LeaseKeeper) -> TrainingOutcome | Failure:
         try:
@@ -176,6 +192,12 @@ class Worker:
                 )
             except HpsError as error:
                 if error.status == 409:
+                    log.warning(
+                        "trial %s/%s: report refused (%s); stopping it",
+                        claim.study_id,
+                        claim.trial.number,
+                        error,
+                    )
                     lease.lost.set()
                     return Decision.STOP
                 raise
@@ -216,20 +238,33 @@ class Worker:
             log.warning("completing trial %s/%s refused: %s", claim.study_id, claim.trial.number, error)
 
     def _log(self, report: TrialReport) -> None:
-        if self.options.log_json:
-            log.info(json.dumps({"event": "trial", "worker_id": self.options.worker_id, **vars(report)}))
-            return
+        """One line per trial. The JSON formatter (``--log-format json``) adds ``fields`` as keys of the
+        line's object; the text formatter shows the message alone."""
+        fields = {
+            "event": "trial",
+            "study_id": report.study_id,
+            "trial": report.number,
+            "attempt": report.attempt,
+            "task": report.task.get("name"),
+            "model": report.task.get("model"),
+            "dataset": report.task.get("dataset"),
+            "params": report.params,
+            "state": report.state,
+            "value": report.value,
+            "reason": report.reason,
+            "epochs": report.epochs,
+            "wall_time_s": round(report.seconds, 3),
+            "device": self.options.device,
+            "worker_id": self.options.worker_id,
+        }
         shown = f" value={report.value:.6g}" if report.value is not None else ""
         why = f" ({report.reason})" if report.reason else ""
-        log.info(
-            "study %s trial %s: %s%s%s in %.1fs",
-            report.study_id,
-            report.number,
-            report.state,
-            shown,
-            why,
-            report.seconds,
+        ran = f" after {report.epochs} epochs" if report.epochs is not None else ""
+        message = (
+            f"study {report.study_id} trial {report.number}: {report.state}{shown}{why}{ran} "
+            f"in {report.seconds:.1f}s"
         )
+        log.info(message, extra={"fields": fields})
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from types import FrameType
 from service.client import HpsClient
 from workers.devices import visible_cuda_devices
 from workers.faults import fault_from_environment
+from workers.logs import configure_logging
 from workers.loop import Worker, WorkerOptions
 from workers.registry import RegistryError, load_registry
 
@@ -40,7 +41,7 @@ class WorkerCommand:
 
 def run_worker_command(command: WorkerCommand) -> int:
     """Run one worker, or supervise one per visible GPU; returns the exit code."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(json_lines=command.log_json)
     if command.device == "all":
         gpus = visible_cuda_devices()
         if not gpus:
@@ -77,7 +78,6 @@ def _run_one(command: WorkerCommand, device: str) -> int:
         tasks=tasks,
         max_trials=command.max_trials,
         once=command.once,
-        log_json=command.log_json,
     )
     try:
         with HpsClient(command.api, command.token) as client:
