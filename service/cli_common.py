@@ -10,12 +10,14 @@ Exit codes (also in docs/cli.md):
     4  not found (404: no such study, trial or schedule)
     5  conflict (409: name taken, wrong state)
     6  not allowed (401 or 403: missing, wrong or under-scoped token)
+    7  the study ended failed or cancelled (``hps study create --wait``, ``hps study watch``)
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, NoReturn
@@ -32,6 +34,7 @@ EXIT_UNAVAILABLE = 3
 EXIT_NOT_FOUND = 4
 EXIT_CONFLICT = 5
 EXIT_NOT_ALLOWED = 6
+EXIT_STUDY_FAILED = 7
 
 ApiOption = typer.Option("http://127.0.0.1:8000", "--api", envvar="HPS_API", help="The hps service URL.")
 TokenOption = typer.Option(..., "--token", envvar="HPS_TOKEN", help="A bearer token.")
@@ -88,14 +91,14 @@ def read_spec_file(path: Path) -> dict[str, Any]:
     return document
 
 
-def print_json(value: BaseModel | list[BaseModel] | dict[str, Any] | list[dict[str, Any]]) -> None:
+def print_json(value: BaseModel | Sequence[BaseModel | dict[str, Any]] | dict[str, Any]) -> None:
     """Print models or plain data as indented JSON on stdout."""
     if isinstance(value, BaseModel):
         data: Any = value.model_dump(mode="json")
-    elif isinstance(value, list):
-        data = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
-    else:
+    elif isinstance(value, dict):
         data = value
+    else:
+        data = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
     typer.echo(json.dumps(data, indent=2))
 
 

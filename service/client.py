@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -29,6 +29,9 @@ from service.api.schemas import (
     TrialOut,
     TrialPage,
 )
+
+if TYPE_CHECKING:
+    from service.trial_run import TrialRun
 
 Model = TypeVar("Model", bound=BaseModel)
 Outcome = Literal["complete", "pruned", "failed", "diverged"]
@@ -171,6 +174,15 @@ class HpsClient:
     def best(self, study_id: int) -> TrialOut:
         """The best complete trial (``HpsError`` 404 until one completes)."""
         return self._call("GET", f"/v1/studies/{study_id}/best", TrialOut)
+
+    def run_trial(self, study: str | int, *, heartbeat_s: float | None = None) -> TrialRun:
+        """A context manager that asks a trial of ``study`` (id or name) on entry, heartbeats while the
+        block runs and completes the trial on exit: failed on an exception, pruned on ``TrialPruned``
+        (docs/sdk.md). ``heartbeat_s`` overrides the rhythm (default: a third of the remaining lease)."""
+        from service.trial_run import TrialRun  # late: trial_run uses this module's HpsError
+
+        study_id = study if isinstance(study, int) else self.find_study(study).id
+        return TrialRun(self, study_id, heartbeat_s=heartbeat_s)
 
     def study_report(self, study_id: int, top: int = 5) -> StudyReport:
         """The optimizer report (docs/report.md): tables, curves, importances and a recommendation."""
