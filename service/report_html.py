@@ -42,7 +42,10 @@ h3 { font-size: 15px; margin: 14px 0 4px; }
 .confidence.high { background: #2e7d4f; } .confidence.medium { background: #b7791f; }
 .confidence.low { background: #c0392b; } .confidence.none { background: #6b7280; }
 table { border-collapse: collapse; margin: 6px 0; }
-th, td { padding: 4px 10px; border-bottom: 1px solid #e2e6ec; text-align: right; }
+th, td { padding: 4px 8px; border-bottom: 1px solid #e2e6ec; text-align: right; }
+table.optimizers { font-size: 13.5px; } .wide { overflow-x: auto; }
+table.optimizers th, table.optimizers td { padding: 4px 6px; }
+table.optimizers td:first-child { max-width: 200px; overflow-wrap: anywhere; }
 th { background: #f2f4f7; font-weight: 600; } td:first-child, th:first-child { text-align: left; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 5px; margin-right: 6px; }
 .legend span { margin-right: 14px; white-space: nowrap; }
@@ -126,7 +129,7 @@ def _optimizer_table(rows: list[OptimizerRow], colors: dict[str, str]) -> str:
         return f'<section id="optimizers"><h2>Per optimizer</h2>{empty}</section>'
     head = (
         "<tr><th>optimizer</th><th>trials</th><th>complete</th><th>best</th><th>median</th><th>best lr</th>"
-        "<th>median epochs to converge</th><th>median generalization gap</th><th>pruned</th>"
+        "<th>epochs to converge (median)</th><th>generalization gap (median)</th><th>pruned</th>"
         "<th>diverged</th><th>failed</th></tr>"
     )
     body = "".join(
@@ -139,7 +142,7 @@ def _optimizer_table(rows: list[OptimizerRow], colors: dict[str, str]) -> str:
     )
     return (
         '<section id="optimizers"><h2>Per optimizer</h2>'
-        f'<table class="optimizers">{head}{body}</table>'
+        f'<div class="wide"><table class="optimizers">{head}{body}</table></div>'
         '<p class="note">Best first. Convergence and generalization gap come from the attrs tasks report '
         "(blank for studies that do not report them).</p></section>"
     )
@@ -163,6 +166,7 @@ def _history(report: StudyReport, colors: dict[str, str]) -> str:
         x_log=False,
         x_label="trial number",
         y_label=report.metric,
+        x_integer=True,
     )
     svg = chart(series, x=x, y=y, title="optimization history")
     legend = _legend(
@@ -189,7 +193,7 @@ def _curves(curves: list[TrialCurve], metric: str, colors: dict[str, str]) -> st
         legend.append((label, color, dash))
     values = [p.value for c in drawn for p in c.points if p.value is not None]
     steps = [float(p.step) for c in drawn for p in c.points if p.value is not None]
-    x, y = plot_axes(steps, values, x_log=False, x_label="step (epoch)", y_label=metric)
+    x, y = plot_axes(steps, values, x_log=False, x_label="step (epoch)", y_label=metric, x_integer=True)
     return heading + chart(series, x=x, y=y, title="learning curves") + _legend(legend) + "</section>"
 
 

@@ -62,8 +62,11 @@ class Axis:
         return self.start + share * (self.end - self.start)
 
 
-def axis(values: list[float], start: float, end: float, *, log: bool, label: str) -> Axis:
-    """An axis spanning ``values`` with a little margin and round ticks."""
+def axis(
+    values: list[float], start: float, end: float, *, log: bool, label: str, integer: bool = False
+) -> Axis:
+    """An axis spanning ``values`` with a little margin and round ticks (whole numbers only when
+    ``integer``: trial numbers and epochs)."""
     low, high = min(values), max(values)
     if log:
         low_exp, high_exp = math.floor(math.log10(low)), math.ceil(math.log10(high))
@@ -74,15 +77,15 @@ def axis(values: list[float], start: float, end: float, *, log: bool, label: str
         low, high = low - (abs(low) or 1.0) * 0.1, high + (abs(high) or 1.0) * 0.1
     margin = (high - low) * 0.05
     low, high = low - margin, high + margin
-    ticks = [t for t in nice_ticks(low, high) if low <= t <= high]
+    ticks = [t for t in nice_ticks(low, high) if low <= t <= high and (not integer or t == int(t))]
     return Axis(low, high, start, end, False, label, ticks)
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     """About ``count`` round numbers (1, 2 or 5 times a power of ten apart) covering [low, high]."""
-    raw = (high - low) / max(count - 1, 1)
-    power = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    power = 10.0 ** math.floor(math.log10((high - low) / count))
+    # The round step that cuts the range into the number of pieces closest to ``count``.
+    step = min((m * power for m in (1, 2, 5, 10)), key=lambda s: abs((high - low) / s - count))
     first = math.floor(low / step) * step
     ticks = []
     value = first
@@ -105,10 +108,10 @@ def chart(series: list[Series], *, x: Axis, y: Axis, title: str, vlines: list[fl
 
 
 def plot_axes(
-    xs: list[float], ys: list[float], *, x_log: bool, x_label: str, y_label: str
+    xs: list[float], ys: list[float], *, x_log: bool, x_label: str, y_label: str, x_integer: bool = False
 ) -> tuple[Axis, Axis]:
     """The x and y axes of a standard-size chart of these values."""
-    x = axis(xs, _LEFT, WIDTH - _RIGHT, log=x_log, label=x_label)
+    x = axis(xs, _LEFT, WIDTH - _RIGHT, log=x_log, label=x_label, integer=x_integer)
     y = axis(ys, HEIGHT - _BOTTOM, _TOP, log=False, label=y_label)
     return x, y
 
@@ -158,9 +161,9 @@ def _frame(x: Axis, y: Axis, title: str) -> str:
         )
     parts.append(
         f'<text class="axis" x="{(x.start + x.end) / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle">'
-        f"{escape(x.label)}</text>"
+        f"{escape(_short(x.label))}</text>"
         f'<text class="axis" transform="translate(14 {(y.start + y.end) / 2:.1f}) rotate(-90)" '
-        f'text-anchor="middle">{escape(y.label)}</text>'
+        f'text-anchor="middle">{escape(_short(y.label))}</text>'
     )
     return "".join(parts)
 
@@ -206,6 +209,11 @@ def _paths(series: Series, x: Axis, y: Axis) -> list[str]:
             current += f"L{px:.1f},{py:.1f}"
         previous = point
     return paths
+
+
+def _short(label: str, most: int = 36) -> str:
+    """An axis label that fits beside the plot; the full text is in the section's heading."""
+    return label if len(label) <= most else label[: most - 1] + "…"
 
 
 def _tick_text(value: float, log: bool) -> str:
