@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import click
 import typer
 from rich.console import Console
 
@@ -236,7 +235,7 @@ def _live_or_lines(console: Console) -> WatchFormat:
 def _confirmed(question: str) -> bool:
     try:
         return typer.confirm(question, default=False)
-    except click.exceptions.Abort:  # end of input: nobody is there to say yes
+    except typer.Abort:  # end of input: nobody is there to say yes
         return False
 
 

@@ -100,6 +100,11 @@ class TrialRun:
         return self._lost.is_set()
 
     @property
+    def lease_expires_at(self) -> datetime:
+        """When the lease runs out unless a heartbeat or a report extends it (as last heard)."""
+        return self._expires_at
+
+    @property
     def completed(self) -> bool:
         """Whether the trial was completed (in any state)."""
         return self.result is not None
