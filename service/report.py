@@ -250,7 +250,10 @@ def _confidence(
             "practically tied; more trials of both would separate them."
         )
     else:
-        reasons.append(f"The runner-up {runner.optimizer} is clearly behind ({gap:.4g}).")
+        reasons.append(
+            f"The runner-up {runner.optimizer} is behind by {gap:.4g}, more than {CLOSE_SHARE:.0%} of the "
+            "spread of all results."
+        )
     if edge is not None:
         level = _at_most(level, "medium")
         reasons.append(f"The best lr is at the {edge} edge of the searched range: better may lie beyond.")

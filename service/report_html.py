@@ -209,14 +209,14 @@ def _lr_chart(report: StudyReport, colors: dict[str, str]) -> str:
         (searched is not None and searched.scale == "log") or max(lrs) / min(lrs) > 100
     )
     values = [p.value for p in scored if p.value is not None]
-    x, y = plot_axes(lrs + edges, values, x_log=log, x_label="lr", y_label=report.metric)
-    series = [
-        _lr_series(one, colors.get(one.optimizer, PALETTE[-1]), min(values)) for one in report.lr_vs_metric
-    ]
+    # Trials without a value are drawn on a floor just below the worst one, apart from the dots.
+    floor = min(values) - 0.08 * ((max(values) - min(values)) or abs(min(values)) or 1.0)
+    x, y = plot_axes(lrs + edges, [*values, floor], x_log=log, x_label="lr", y_label=report.metric)
+    series = [_lr_series(one, colors.get(one.optimizer, PALETTE[-1]), floor) for one in report.lr_vs_metric]
     svg = chart([s for pair in series for s in pair], x=x, y=y, title="lr vs metric", vlines=edges)
     legend = _legend([(one.optimizer, colors.get(one.optimizer, PALETTE[-1])) for one in report.lr_vs_metric])
     note = (
-        '<p class="note">Dots: complete trials. Crosses on the lowest line: pruned, diverged or failed '
+        '<p class="note">Dots: complete trials. Crosses along the bottom: pruned, diverged or failed '
         "trials at their lr. Dashed lines: the searched range.</p>"
     )
     return heading + svg + legend + note + "</section>"

@@ -18,6 +18,7 @@ from service.api.render import study_out, trial_out
 from service.api.schemas import LrRange, StudyReport, TrialOut
 from service.evidence import gather_evidence
 from service.report import build_report, lr_edge
+from service.report_html import render_report
 from service.specs import Completion, Report, StudySpec
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -146,6 +147,10 @@ def test_a_study_without_trials_gets_a_report_that_says_so(stack: Stack) -> None
     advice = report.recommendation
     assert advice.confidence == "none" and advice.best_trial is None and advice.best_params == {}
     assert "nothing to recommend" in advice.summary
+
+    page = render_report(report)  # and the HTML says so too, with no empty charts
+    assert "<svg" not in page and "nothing to recommend" in page
+    assert page.count("No complete trials yet.") == 1 and "No finished trials yet." in page
 
 
 def test_a_best_lr_at_the_edge_says_widen_the_range_and_few_trials_mean_low_confidence(stack: Stack) -> None:
