@@ -21,11 +21,11 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from service.api.schemas import StudyOut, TrialOut
 from service.client import HpsClient
+from service.study_watch import WatchFormat, watch
 from service.summary import summarize_by_optimizer
 
 _PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
@@ -64,7 +64,9 @@ def run_demo(*, data_dir: Path, n_trials: int, n_workers: int) -> int:
             console.print(
                 f"study {study.id} [cyan]{study.name}[/]: {study.spec['search_space'].get('description', '')}"
             )
-            study = _watch(hps, study, console)
+            # The live view on a terminal; one line per change in a log.
+            show = WatchFormat.live if console.is_terminal else WatchFormat.lines
+            study = watch(hps, study.id, console, show=show, interval=0.5)
             trials = list(hps.trials(study.id))
         _print_results(console, study, trials)
     return 0 if study.state == "completed" else 1
@@ -142,27 +144,6 @@ def _start_worker(processes: ExitStack, env: dict[str, str], data_dir: Path, url
         f"demo-{index}",
     ]
     _launch(processes, args, env, data_dir / f"worker-{index}.log")
-
-
-def _watch(hps: HpsClient, study: StudyOut, console: Console) -> StudyOut:
-    total = int(study.spec["budget"]["n_trials"])
-    columns = (
-        TextColumn("trials"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[best]}"),
-    )
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task("trials", total=total, best="")
-        while study.state == "running":
-            time.sleep(0.5)
-            study = hps.get_study(study.id)
-            counts = study.progress
-            finished = counts.complete + counts.pruned + counts.diverged + counts.failed
-            best = f"best {study.metric} {study.best.value:.4f}" if study.best and study.best.value else ""
-            progress.update(bar, completed=finished, best=f"{best}  running {counts.running}")
-    return study
 
 
 def _print_results(console: Console, study: StudyOut, trials: list[TrialOut]) -> None:

@@ -3,11 +3,15 @@ test drives to their end through the SDK."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from rich.console import Console
 
 from harness.api import unique
 from harness.external import external_spec
@@ -16,6 +20,7 @@ from harness.servers import ADMIN_TOKEN, RunningServer
 from service.api.schemas import StudyOut
 from service.cli_common import EXIT_STUDY_FAILED
 from service.client import HpsClient, HpsError
+from service.study_watch import WatchFormat, watch
 
 
 def start_hps(server: RunningServer, log: Path, *args: str) -> ManagedProcess:
@@ -112,3 +117,30 @@ def test_create_wait_exits_7_when_the_study_is_cancelled(server: RunningServer, 
     assert code == EXIT_STUDY_FAILED, output
     assert f"study {found.id} {name} created" in output
     assert f"study {found.id} cancelled: 1/5 trials" in output  # the last line the watcher printed
+
+
+def test_the_live_view_on_a_terminal(server: RunningServer) -> None:
+    name = unique("live")
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=140)
+    with HpsClient(server.base_url, ADMIN_TOKEN) as client:
+        study = client.create_study(external_spec(name, n_trials=2))
+
+        def both_trials() -> None:
+            try:
+                for _ in range(2):
+                    drive(client, name, epochs=2, pause_s=0.6)
+            except BaseException:
+                client.cancel_study(study.id)  # ends the watch, and the test fails on the state
+                raise
+
+        driver = threading.Thread(target=both_trials)
+        driver.start()
+        try:
+            last = watch(client, study.id, terminal, show=WatchFormat.live, interval=0.2)
+        finally:
+            driver.join(timeout=60)
+    shown = screen.getvalue()
+    assert last.state == "completed"
+    assert "running trials (1)" in shown and "epoch" in shown and "0/2 trials" in shown
+    assert "2/2 trials" in shown and "best accuracy 0.2" in shown and "━" in shown  # the progress bar
