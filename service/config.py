@@ -5,6 +5,7 @@ Nonsense values fail here, with a message naming the variable, rather than at 3 
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Self
 
@@ -46,6 +47,18 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed to call the API from a browser; none by default."
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    scheduler_interval_seconds: float = Field(
+        default=30.0, gt=0, le=3_600, description="How often each server looks for due schedule slots."
+    )
+    scheduler_misfire_grace_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="A slot found later than this is missed (the schedule's misfire policy applies).",
+    )
+    scheduler_fixed_now: datetime | None = Field(
+        default=None, description="Tests only: schedules and the scheduler read this moment as the time."
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -64,6 +77,18 @@ class Settings(BaseSettings):
                 f"HPS_HEARTBEAT_SECONDS ({self.heartbeat_seconds}) must be shorter than "
                 f"HPS_LEASE_SECONDS ({self.lease_seconds}), or every lease expires between beats"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _grace_covers_interval(self) -> Self:
+        if self.scheduler_misfire_grace_seconds < self.scheduler_interval_seconds:
+            raise ValueError(
+                f"HPS_SCHEDULER_MISFIRE_GRACE_SECONDS ({self.scheduler_misfire_grace_seconds}) must be "
+                f"at least HPS_SCHEDULER_INTERVAL_SECONDS ({self.scheduler_interval_seconds}), or slots "
+                "a tick finds on time would count as missed"
+            )
+        if self.scheduler_fixed_now is not None and self.scheduler_fixed_now.tzinfo is None:
+            raise ValueError("HPS_SCHEDULER_FIXED_NOW needs a time zone, e.g. 2026-03-29T00:00:00Z")
         return self
 
     @property

@@ -142,3 +142,33 @@ class StudyOutOfTime(Conflict):
 
     def __init__(self, study_id: int) -> None:
         super().__init__(f"study {study_id} has run past its budget.timeout_s; it hands out no trials")
+
+
+class ScheduleNotFound(NotFound):
+    """No such schedule (or not in the caller's project)."""
+
+    code = "schedule_not_found"
+
+    def __init__(self, schedule: int | str) -> None:
+        super().__init__(f"schedule {schedule} not found", field="schedule_id")
+
+
+class ScheduleNameTaken(Conflict):
+    """Schedule names are unique across the database, like the names of the studies they create."""
+
+    code = "name_taken"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a schedule named {name!r} already exists", field="name")
+
+
+class ScheduleBusy(Conflict):
+    """A run was asked for while the previous run's study still runs and ``concurrency`` is ``skip``."""
+
+    code = "schedule_busy"
+
+    def __init__(self, schedule_id: int, study_id: int) -> None:
+        super().__init__(
+            f"schedule {schedule_id}'s previous run (study {study_id}) is still running and its "
+            "concurrency is skip"
+        )

@@ -6,12 +6,14 @@ A study is two rows written in one transaction: Optuna's ``studies`` row (so Opt
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from search_spaces import SearchSpaceError, compile_space, resolve
+from search_spaces import ParamValue, SearchSpaceError, compile_space, resolve
 from service.access import require_study
 from service.clock import utcnow
 from service.errors import InvalidInput, StudyNameTaken, StudyNotFound
@@ -97,36 +99,54 @@ def create_study(
 ) -> StudyView:
     """Create the study in Optuna's tables and hps's, or raise ``StudyNameTaken``."""
     spec = normalize_spec(spec, registry)
-    compiled = compile_space(spec.search_space)
     moment = now or utcnow()
-    timeout = spec.budget.timeout_s
 
     def work(session: Session) -> StudyView:
-        optuna_tables = OptunaTables(session)
-        if optuna_tables.study_id_by_name(spec.name) is not None:
-            raise StudyNameTaken(spec.name)
-        study_id = optuna_tables.create_study(spec.name, spec.direction)
-        record = StudyRecord(
-            id=study_id,
-            name=spec.name,
-            project=project,
-            state="running",
-            state_reason=None,
-            direction=spec.direction,
-            metric=spec.metric,
-            task_name=spec.task.name if spec.task else None,
-            spec=spec.model_dump(mode="json"),
-            created_at=moment,
-            updated_at=moment,
-            deadline_at=moment + timedelta(seconds=timeout) if timeout else None,
-            finished_at=None,
-        )
-        StudyRepository(session).add(record)
-        for start in (spec.search_space.starts or [])[: spec.n_trials]:
-            enqueue_trial(session, compiled, study_id, start, moment)
+        record = add_study(session, spec, project=project, now=moment)
         return study_views(session, [record])[0]
 
     return db.run(work, write=True)
+
+
+def add_study(
+    session: Session,
+    spec: StudySpec,
+    *,
+    project: str,
+    now: datetime,
+    seeds: Sequence[Mapping[str, ParamValue]] = (),
+    warm_start: dict[str, Any] | None = None,
+) -> StudyRecord:
+    """Write a study with a normalized spec in this unit of work, or raise ``StudyNameTaken``. Its first
+    trials are queued: ``seeds`` (a warm start's, which must fit the space) as trials 0, 1, …, then the
+    search space's starts, up to ``n_trials`` in all. ``warm_start`` is what the study shows about them."""
+    compiled = compile_space(spec.search_space)
+    timeout = spec.budget.timeout_s
+    optuna_tables = OptunaTables(session)
+    if optuna_tables.study_id_by_name(spec.name) is not None:
+        raise StudyNameTaken(spec.name)
+    study_id = optuna_tables.create_study(spec.name, spec.direction)
+    record = StudyRecord(
+        id=study_id,
+        name=spec.name,
+        project=project,
+        state="running",
+        state_reason=None,
+        direction=spec.direction,
+        metric=spec.metric,
+        task_name=spec.task.name if spec.task else None,
+        spec=spec.model_dump(mode="json"),
+        created_at=now,
+        updated_at=now,
+        deadline_at=now + timedelta(seconds=timeout) if timeout else None,
+        finished_at=None,
+        warm_start=warm_start,
+    )
+    StudyRepository(session).add(record)
+    first = [*seeds, *(spec.search_space.starts or [])]
+    for params in first[: spec.n_trials]:
+        enqueue_trial(session, compiled, study_id, params, now)
+    return record
 
 
 def get_study(db: Database, study_id: int, *, project: str | None = None) -> StudyView:

@@ -77,6 +77,7 @@ class StudyRow(Base):
     deadline_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    warm_start: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class WorkerRow(Base):
@@ -135,3 +136,52 @@ class TrialRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class ScheduleRow(Base):
+    """A cron schedule that creates a study from its template at each slot (service/scheduler.py)."""
+
+    __tablename__ = "hps_schedules"
+    __table_args__ = (Index("ix_hps_schedules_state_next_run_at", "state", "next_run_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    project: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    cron: Mapped[str] = mapped_column(String(128))
+    timezone: Mapped[str] = mapped_column(String(64))
+    template: Mapped[dict[str, Any]] = mapped_column(JSON)
+    misfire: Mapped[str] = mapped_column(String(16))
+    concurrency: Mapped[str] = mapped_column(String(16))
+    warm_start: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    promotion: Mapped[dict[str, Any]] = mapped_column(JSON)
+    incumbent: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    next_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ScheduleRunRow(Base):
+    """One slot of a schedule: the study it started, or why it was skipped, and the promotion decision."""
+
+    __tablename__ = "hps_schedule_runs"
+    __table_args__ = (
+        UniqueConstraint(
+            "schedule_id", "scheduled_for", name="uq_hps_schedule_runs_schedule_id_scheduled_for"
+        ),
+        Index("ix_hps_schedule_runs_outcome_evaluated_at", "outcome", "evaluated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("hps_schedules.id", ondelete="CASCADE"))
+    scheduled_for: Mapped[datetime] = mapped_column(UtcDateTime())
+    trigger: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(String(500))
+    study_id: Mapped[int | None] = mapped_column(Integer)
+    study_name: Mapped[str | None] = mapped_column(String(128))
+    seeded_from: Mapped[int | None] = mapped_column(Integer)
+    seeded: Mapped[int] = mapped_column(Integer, default=0)
+    promotion: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    evaluated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -36,6 +36,7 @@ class StudyRecord:
     deadline_at: datetime | None
     finished_at: datetime | None
     last_claimed_at: datetime | None = None
+    warm_start: dict[str, Any] | None = None
 
 
 def _record(row: StudyRow) -> StudyRecord:
@@ -54,6 +55,7 @@ def _record(row: StudyRow) -> StudyRecord:
         deadline_at=row.deadline_at,
         finished_at=row.finished_at,
         last_claimed_at=row.last_claimed_at,
+        warm_start=row.warm_start,
     )
 
 
@@ -80,6 +82,7 @@ class StudyRepository:
                 updated_at=study.updated_at,
                 deadline_at=study.deadline_at,
                 finished_at=study.finished_at,
+                warm_start=study.warm_start,
             )
         )
         self.session.flush()

@@ -182,6 +182,17 @@ class TrialRepository:
                 best[study_id] = _record(row)
         return best
 
+    def top_complete(self, study_id: int, direction: str, limit: int) -> list[TrialRecord]:
+        """The study's best complete trials, best first (ties: lower number first)."""
+        order = TrialRow.value.desc() if direction == "maximize" else TrialRow.value
+        query = (
+            select(TrialRow)
+            .where(TrialRow.study_id == study_id, TrialRow.state == "complete")
+            .order_by(order, TrialRow.number)
+            .limit(limit)
+        )
+        return [_record(row) for row in self.session.execute(query).scalars()]
+
     def queued(self, study_id: int) -> list[TrialRecord]:
         """Every queued attempt of the study."""
         query = select(TrialRow).where(TrialRow.study_id == study_id, TrialRow.state == "queued")
