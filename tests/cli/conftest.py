@@ -1,4 +1,4 @@
-"""A real SQLite ``hps serve`` per test module, and the ``hps`` CLI pointed at it."""
+"""A real ``hps serve`` per test module and backend (SQLite, PostgreSQL), and the ``hps`` CLI aimed at it."""
 
 from __future__ import annotations
 
@@ -7,19 +7,22 @@ from collections.abc import Iterator
 import pytest
 
 from harness.cli import Hps
-from harness.databases import sqlite_url
+from harness.databases import database
 from harness.servers import RunningServer, start_server
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """One SQLite server for the module's tests; they give their studies unique names."""
-    directory = tmp_path_factory.mktemp("cli-server")
-    running = start_server(sqlite_url(directory), directory)
-    try:
-        yield running
-    finally:
-        running.process.stop()
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """One server per module and backend; the tests give their studies unique names."""
+    directory = tmp_path_factory.mktemp(f"cli-server-{request.param}")
+    with database(str(request.param), directory) as url:
+        running = start_server(url, directory)
+        try:
+            yield running
+        finally:
+            running.process.stop()
 
 
 @pytest.fixture
