@@ -29,7 +29,9 @@ from service.client import HpsError
 from service.study_view import studies_table, study_details, trial_details, trials_table
 from service.study_watch import WatchFormat, wait_until_ended, watch
 
-study_app = typer.Typer(help="Studies: create from a YAML/JSON spec, inspect, follow, cancel, delete.")
+study_app = typer.Typer(
+    help="Studies: create from a YAML/JSON spec, inspect, follow, cancel, delete.", no_args_is_help=True
+)
 
 StudyArgument = typer.Argument(..., help="The study's id or name.")
 IntervalOption = typer.Option(1.0, "--interval", min=0.1, max=3600, help="Seconds between looks.")
