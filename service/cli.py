@@ -15,6 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from service import tokens
 from service.cli_report import report
+from service.cli_schedule import schedule_app
 from service.cli_study import study_app
 from service.config import ConfigError, Settings, load_settings
 from service.errors import DomainError
@@ -28,6 +29,7 @@ app.add_typer(db_app, name="db")
 token_app = typer.Typer(help="API tokens (stored hashed; a secret is shown once).", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(study_app, name="study")
+app.add_typer(schedule_app, name="schedule")
 app.command("report")(report)
 
 

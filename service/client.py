@@ -23,6 +23,11 @@ from service.api.schemas import (
     ClaimOut,
     HeartbeatOut,
     ReportOut,
+    ScheduleOut,
+    SchedulePage,
+    ScheduleRunOut,
+    ScheduleRunPage,
+    ScheduleRunStarted,
     StudyOut,
     StudyPage,
     StudyReport,
@@ -187,6 +192,65 @@ class HpsClient:
     def study_report(self, study_id: int, top: int = 5) -> StudyReport:
         """The optimizer report (docs/report.md): tables, curves, importances and a recommendation."""
         return self._call("GET", f"/v1/studies/{study_id}/report", StudyReport, params={"top": top})
+
+    # Schedules (docs/schedules.md)
+
+    def create_schedule(self, spec: Mapping[str, Any]) -> ScheduleOut:
+        """Create a schedule (the body of ``POST /v1/schedules``)."""
+        return self._call("POST", "/v1/schedules", ScheduleOut, json=dict(spec))
+
+    def get_schedule(self, schedule_id: int) -> ScheduleOut:
+        """One schedule with its incumbent and next run."""
+        return self._call("GET", f"/v1/schedules/{schedule_id}", ScheduleOut)
+
+    def find_schedule(self, ref: str | int) -> ScheduleOut:
+        """A schedule by id or by name; ``HpsError`` 404 if none."""
+        if isinstance(ref, int) or ref.isdigit():
+            return self.get_schedule(int(ref))
+        for schedule in self.schedules():
+            if schedule.name == ref:
+                return schedule
+        raise HpsError(404, "schedule_not_found", f"no schedule named {ref!r}", field="schedule")
+
+    def schedules(self, page_size: int = 100) -> Iterator[ScheduleOut]:
+        """Every schedule (newest first), fetching pages as needed."""
+        params: dict[str, Any] = {"limit": page_size}
+        while True:
+            page = self._call("GET", "/v1/schedules", SchedulePage, params=params)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            params["cursor"] = page.next_cursor
+
+    def update_schedule(self, schedule_id: int, changes: Mapping[str, Any]) -> ScheduleOut:
+        """Change some fields of a schedule (``PATCH``)."""
+        return self._call("PATCH", f"/v1/schedules/{schedule_id}", ScheduleOut, json=dict(changes))
+
+    def pause_schedule(self, schedule_id: int) -> ScheduleOut:
+        """Stop firing slots."""
+        return self._call("POST", f"/v1/schedules/{schedule_id}/pause", ScheduleOut)
+
+    def resume_schedule(self, schedule_id: int) -> ScheduleOut:
+        """Fire again from the next slot."""
+        return self._call("POST", f"/v1/schedules/{schedule_id}/resume", ScheduleOut)
+
+    def run_schedule(self, schedule_id: int) -> ScheduleRunStarted:
+        """Start a run now; the answer holds the run and its study."""
+        return self._call("POST", f"/v1/schedules/{schedule_id}/run", ScheduleRunStarted)
+
+    def schedule_runs(self, schedule_id: int, page_size: int = 100) -> Iterator[ScheduleRunOut]:
+        """Every run of a schedule, newest first."""
+        params: dict[str, Any] = {"limit": page_size}
+        while True:
+            page = self._call("GET", f"/v1/schedules/{schedule_id}/runs", ScheduleRunPage, params=params)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            params["cursor"] = page.next_cursor
+
+    def delete_schedule(self, schedule_id: int) -> None:
+        """Delete the schedule and its run history (its studies stay)."""
+        self._request("DELETE", f"/v1/schedules/{schedule_id}")
 
     # Workers
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -14,11 +15,13 @@ from service.api.context import Hub
 from service.api.dashboard import install_dashboard
 from service.api.errors import install_error_handlers
 from service.api.limits import BodyLimit, RateLimit
-from service.api.routes import catalog, health, metrics, studies, tokens, trials, workers
+from service.api.routes import catalog, health, metrics, schedules, studies, tokens, trials, workers
+from service.clock import utcnow
 from service.config import Settings
 from service.metrics import Metrics
 from service.reaper import run_reaper
 from service.sampling import Sampling
+from service.scheduler import run_scheduler
 from service.store.database import Database
 from service.store.schema import prepare
 from workers.registry import load_registry
@@ -48,11 +51,25 @@ def create_app(settings: Settings) -> FastAPI:
             run_reaper(db, sampling, settings.reaper_interval_seconds, stop_reaper, recorder.count_reaped),
             name="hps-reaper",
         )
+        stop_scheduler = asyncio.Event()
+        scheduler = asyncio.create_task(
+            run_scheduler(
+                db,
+                registry,
+                settings.scheduler_interval_seconds,
+                settings.scheduler_misfire_grace_seconds,
+                stop_scheduler,
+                clock=_scheduler_clock(settings),
+            ),
+            name="hps-scheduler",
+        )
         try:
             yield
         finally:
             stop_reaper.set()
+            stop_scheduler.set()
             await reaper
+            await scheduler
             sampling.close()
             db.dispose()
 
@@ -67,13 +84,14 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     for router in (
         studies.router,
+        schedules.router,
         trials.router,
         workers.router,
         catalog.router,
@@ -84,6 +102,13 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router)
     install_dashboard(app, _optuna_engine_kwargs)  # last: it answers only what no route above matched
     return app
+
+
+def _scheduler_clock(settings: Settings) -> Callable[[], datetime]:
+    fixed = settings.scheduler_fixed_now
+    if fixed is None:
+        return utcnow
+    return lambda: fixed  # HPS_SCHEDULER_FIXED_NOW: tests put the server at a chosen moment
 
 
 def _optuna_engine_kwargs(settings: Settings, url: str) -> dict[str, object]:

@@ -7,15 +7,23 @@ from service.api.schemas import (
     ClaimOut,
     CurvePoint,
     EntryOut,
+    IncumbentOut,
     LeaseOut,
     ProgressOut,
+    PromotionOut,
     ReportOut,
+    RunPromotionOut,
+    ScheduleOut,
+    ScheduleRunOut,
     StudyOut,
     TaskOut,
     TokenOut,
     TrialOut,
+    WarmStartOut,
+    WarmStartSettingOut,
 )
 from service.claims import Claim
+from service.store.schedules import ScheduleRecord, ScheduleRunRecord
 from service.store.tokens import TokenRecord
 from service.trials import AskedTrial, ReportAnswer
 from service.views import StudyView, TrialView
@@ -63,6 +71,7 @@ def study_out(view: StudyView) -> StudyOut:
         best=trial_out(view.best) if view.best else None,
         created_at=record.created_at,
         finished_at=record.finished_at,
+        warm_start=WarmStartOut.model_validate(record.warm_start) if record.warm_start else None,
     )
 
 
@@ -125,4 +134,43 @@ def token_out(token: TokenRecord) -> TokenOut:
         project=token.project,
         created_at=token.created_at,
         revoked_at=token.revoked_at,
+    )
+
+
+def schedule_out(schedule: ScheduleRecord) -> ScheduleOut:
+    """A schedule with its incumbent."""
+    return ScheduleOut(
+        id=schedule.id,
+        name=schedule.name,
+        state=schedule.state,
+        cron=schedule.cron,
+        timezone=schedule.timezone,
+        template=schedule.template,
+        misfire=schedule.misfire,
+        concurrency=schedule.concurrency,
+        warm_start=WarmStartSettingOut.model_validate(schedule.warm_start) if schedule.warm_start else None,
+        promotion=PromotionOut.model_validate(schedule.promotion),
+        incumbent=IncumbentOut.model_validate(schedule.incumbent) if schedule.incumbent else None,
+        next_run_at=schedule.next_run_at,
+        created_at=schedule.created_at,
+        updated_at=schedule.updated_at,
+    )
+
+
+def run_out(run: ScheduleRunRecord) -> ScheduleRunOut:
+    """One run of a schedule."""
+    return ScheduleRunOut(
+        id=run.id,
+        schedule_id=run.schedule_id,
+        scheduled_for=run.scheduled_for,
+        trigger=run.trigger,
+        outcome=run.outcome,
+        detail=run.detail,
+        study_id=run.study_id,
+        study_name=run.study_name,
+        seeded_from=run.seeded_from,
+        seeded=run.seeded,
+        promotion=RunPromotionOut.model_validate(run.promotion) if run.promotion else None,
+        evaluated_at=run.evaluated_at,
+        created_at=run.created_at,
     )

@@ -24,3 +24,4 @@ COMMON: dict[int | str, dict[str, Any]] = {
 Responses = dict[int | str, dict[str, Any]]
 STUDY_NOT_FOUND: Responses = {404: error("No such study (or not in this token's project).")}
 TRIAL_NOT_FOUND: Responses = {404: error("No such study or trial.")}
+SCHEDULE_NOT_FOUND: Responses = {404: error("No such schedule (or not in this token's project).")}

@@ -62,6 +62,29 @@ class ProgressOut(Out):
     remaining: int
 
 
+class SeedOut(Out):
+    """One configuration a warm start queued."""
+
+    trial_number: int = Field(description="The queued trial's number in this study.")
+    source_trial: int = Field(description="The trial of the source study it came from.")
+    source_value: float | None = Field(description="What that trial scored.")
+    params: dict[str, ParamValue] = Field(description="The params as queued, fitted to this search space.")
+
+
+class WarmStartOut(Out):
+    """How a study was seeded with the best configurations of an earlier study."""
+
+    source: str = Field(alias="from", description="`previous` (the schedule's last run) or a study's name.")
+    top_k: int
+    seeded_from: int | None = Field(description="The source study's id; null when there was none.")
+    seeded_from_name: str | None
+    configs: list[SeedOut] = Field(description="What was queued as the first trials, in order.")
+    adjustments: list[str] = Field(
+        description="Params clipped or dropped, configurations not seeded, and why."
+    )
+    note: str | None = Field(description="Why nothing was seeded, when nothing was.")
+
+
 class StudyOut(Out):
     """A study (API.md)."""
 
@@ -76,6 +99,9 @@ class StudyOut(Out):
     best: TrialOut | None
     created_at: datetime
     finished_at: datetime | None
+    warm_start: WarmStartOut | None = Field(
+        default=None, description="How the study was seeded from an earlier one (docs/schedules.md), or null."
+    )
 
 
 class StudyPage(Out):
@@ -380,3 +406,104 @@ class StudyReport(Out):
     lr_vs_metric: list[LrSeries]
     importances: Importances
     recommendation: Recommendation
+
+
+# Schedules (docs/schedules.md).
+
+
+class WarmStartSettingOut(Out):
+    """Where a schedule's runs take their first configurations from."""
+
+    source: str = Field(alias="from", description="`previous` or a study's name.")
+    top_k: int
+
+
+class PromotionOut(Out):
+    """When a run's winner replaces the incumbent: it must beat it by ``margin`` (relative: a fraction)."""
+
+    margin: float
+    relative: bool
+
+
+class IncumbentOut(Out):
+    """The best configuration a schedule has found so far."""
+
+    params: dict[str, ParamValue]
+    value: float
+    metric: str
+    direction: str
+    study_id: int
+    study_name: str
+    trial_number: int
+    run_id: int
+    promoted_at: datetime
+
+
+class ScheduleOut(Out):
+    """A schedule: a cron in a time zone, the study template each run creates, its policies, its incumbent."""
+
+    id: int
+    name: str
+    state: str = Field(description="active or paused")
+    cron: str
+    timezone: str
+    template: dict[str, Any] = Field(description="The normalized study template (no name).")
+    misfire: str = Field(description="skip or run_once")
+    concurrency: str = Field(description="skip or allow")
+    warm_start: WarmStartSettingOut | None
+    promotion: PromotionOut
+    incumbent: IncumbentOut | None
+    next_run_at: datetime | None = Field(description="The next slot (UTC); while paused, the one it had.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class SchedulePage(Out):
+    """A page of schedules."""
+
+    items: list[ScheduleOut]
+    next_cursor: str | None
+
+
+class RunPromotionOut(Out):
+    """What promotion decided about a finished run, with both values."""
+
+    decision: str = Field(description="promoted, kept, not_comparable, no_winner or ineligible")
+    reason: str
+    candidate_value: float | None = None
+    incumbent_value: float | None = None
+    required_improvement: float | None = None
+    margin: float | None = None
+    relative: bool | None = None
+
+
+class ScheduleRunOut(Out):
+    """One slot of a schedule: the study it started (and what seeded it), or why it did not."""
+
+    id: int
+    schedule_id: int
+    scheduled_for: datetime
+    trigger: str = Field(description="schedule, catch_up or manual")
+    outcome: str = Field(description="started, skipped or failed")
+    detail: str | None
+    study_id: int | None
+    study_name: str | None
+    seeded_from: int | None = Field(description="The study whose best configurations seeded this run's.")
+    seeded: int = Field(description="How many configurations were queued from it.")
+    promotion: RunPromotionOut | None = Field(description="Null until the run's study finishes.")
+    evaluated_at: datetime | None
+    created_at: datetime
+
+
+class ScheduleRunPage(Out):
+    """A page of a schedule's runs, newest first."""
+
+    items: list[ScheduleRunOut]
+    next_cursor: str | None
+
+
+class ScheduleRunStarted(Out):
+    """The answer to ``POST /v1/schedules/{id}/run``: the run, and its study when it started one."""
+
+    run: ScheduleRunOut
+    study: StudyOut | None
