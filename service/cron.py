@@ -36,7 +36,7 @@ def check_cron(expression: str) -> str:
     fields = expression.split()
     if len(fields) != 5:
         raise CronError(
-            f"{expression!r} has {len(fields)} fields; a cron expression has 5: "
+            f"{expression!r} has {len(fields)} fields; a cron expression has 5 fields: "
             "minute hour day-of-month month day-of-week"
         )
     normalized = " ".join(fields)

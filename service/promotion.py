@@ -9,6 +9,7 @@ kept on the run.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -69,7 +70,8 @@ def decide(incumbent: dict[str, Any] | None, candidate: Candidate, promotion: Pr
         )
     required = promotion.margin * abs(held) if promotion.relative else promotion.margin
     improvement = candidate.value - held if candidate.direction == "maximize" else held - candidate.value
-    if improvement > required:
+    # Float noise must not decide: 0.91 - 0.90 is 0.010000000000000009, which is not more than 0.01.
+    if improvement > required and not math.isclose(improvement, required, rel_tol=1e-9, abs_tol=1e-12):
         reason = f"improves on the incumbent by {improvement:.6g} (more than the required {required:.6g})"
         return Decision("promoted", reason, candidate.value, held, required)
     reason = f"improves on the incumbent by {improvement:.6g}, not more than the required {required:.6g}"
