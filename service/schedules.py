@@ -38,8 +38,11 @@ _BUSY_STATES = ("running", "paused")
 
 
 def run_name(schedule_name: str, slot: datetime) -> str:
-    """The name of the study a run creates: the schedule's name and the slot in UTC, to the second."""
-    return f"{schedule_name}-{slot.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    """The name of the study a run creates: the schedule's name and the slot in UTC, to the second
+    (cron slots), or to the microsecond (manual runs, which may come twice in a second)."""
+    moment = slot.astimezone(UTC)
+    fraction = f"{moment.microsecond:06d}" if moment.microsecond else ""
+    return f"{schedule_name}-{moment:%Y%m%dT%H%M%S}{fraction}Z"
 
 
 def normalize_template(template: StudyTemplate, registry: Registry) -> dict[str, object]:
