@@ -103,14 +103,12 @@ class ScheduleSpec(Frozen):
         return _checked_timezone(name)
 
 
-# Fields of a patch that may be left out but not sent as null (the use case says so, naming the field).
-NOT_NULL_IN_PATCH = ("cron", "timezone", "template", "misfire", "concurrency", "promotion")
-
-
 class SchedulePatch(Frozen):
-    """Changes to a schedule (``PATCH /v1/schedules/{id}``): only the fields sent change. ``warm_start``
-    null turns warm starts off; ``incumbent`` null forgets the incumbent (e.g. after changing the metric)."""
+    """Changes to a schedule (``PATCH /v1/schedules/{id}``): only the fields sent with a value change.
+    ``warm_start`` null turns warm starts off; ``incumbent`` null forgets the incumbent (e.g. after changing
+    the metric); null for any other field keeps it."""
 
+    # Null, like leaving a field out, keeps its value (only warm_start and incumbent mean something by null).
     cron: str | None = Field(default=None, max_length=128)
     timezone: str | None = Field(default=None, max_length=64)
     template: StudyTemplate | None = None

@@ -18,7 +18,6 @@ from service.cron import CronSchedule
 from service.errors import InvalidInput, ScheduleBusy, ScheduleNameTaken, ScheduleNotFound, StudyNameTaken
 from service.promotion import Candidate, decide, incumbent_of
 from service.schedule_specs import (
-    NOT_NULL_IN_PATCH,
     PromotionSpec,
     SchedulePatch,
     ScheduleSpec,
@@ -135,9 +134,6 @@ def update_schedule(
     after ``now``."""
     moment = now or utcnow()
     sent = patch.model_fields_set
-    for name in NOT_NULL_IN_PATCH:
-        if name in sent and getattr(patch, name) is None:
-            raise InvalidInput(f"{name} cannot be null; leave it out to keep it", field=name)
     changes: dict[str, object] = {"updated_at": moment}
     if patch.template is not None:
         changes["template"] = normalize_template(patch.template, registry)

@@ -131,7 +131,7 @@ def test_bad_patches_and_taken_names(api_server: RunningServer) -> None:
         path = f"/v1/schedules/{schedule['id']}"
         assert_error(client.patch(path, json={"cron": "0 25 * * *"}), 422, field="cron")
         assert_error(client.patch(path, json={"timezone": "Nowhere"}), 422, field="timezone")
-        assert_error(client.patch(path, json={"cron": None}), 422, field="cron")
+        assert_error(client.patch(path, json={"cron": "x" * 200}), 422, field="cron")
         assert_error(client.patch(path, json={"name": "renamed"}), 422, field="name")
         bad_template = template(sampler={"name": "annealing"})
         assert_error(client.patch(path, json={"template": bad_template}), 422, field="template.sampler.name")
@@ -139,6 +139,9 @@ def test_bad_patches_and_taken_names(api_server: RunningServer) -> None:
         assert_error(again, 409, "name_taken", field="name")
         assert_error(client.get("/v1/schedules/0"), 422)
         assert client.get(path).json() == schedule  # nothing changed
+        kept = client.patch(path, json={"cron": None, "timezone": None, "template": None})  # null keeps
+        assert kept.status_code == 200 and kept.json()["cron"] == schedule["cron"]
+        assert kept.json()["next_run_at"] == schedule["next_run_at"]
 
 
 def test_manual_runs_warm_start_from_the_previous_one(api_server: RunningServer) -> None:
