@@ -4,7 +4,8 @@ Two kinds of figures:
 
 - **Measured in this process**: claim and ask latency (histograms) and leases the reaper failed (a counter).
   Each API replica has its own; Prometheus sums them across replicas (``sum(rate(...))``).
-- **Read from the database at scrape time**: trials by study and state, live leases, active workers. Every
+- **Read from the database at scrape time**: trials by study and state, live leases, active workers,
+  schedule runs by outcome. Every
   replica answers the same, because the database is the one truth; aggregate them with ``max``, not ``sum``.
   When the database is away those gauges are left out and ``hps_database_up`` says 0, so the process's own
   figures can still be scraped.
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 from service.clock import utcnow
 from service.errors import DomainError, ServiceUnavailable
 from service.store.database import Database
+from service.store.schedules import count_runs_by_outcome
 from service.store.trials import Progress, StudyTrialCounts, TrialRepository
 from service.store.workers import WorkerRepository
 
@@ -52,6 +54,7 @@ class DatabaseFigures:
     trials: list[StudyTrialCounts]
     live_leases: int
     active_workers: int
+    schedule_runs: dict[str, int]
 
 
 def read_figures(db: Database) -> DatabaseFigures:
@@ -64,6 +67,7 @@ def read_figures(db: Database) -> DatabaseFigures:
             trials=trials.counts_by_study(),
             live_leases=trials.count_live_leases(now),
             active_workers=WorkerRepository(session).count_active(now - ACTIVE_WORKER_WINDOW, now),
+            schedule_runs=count_runs_by_outcome(session),
         )
 
     return db.run(work, write=False)
@@ -82,6 +86,7 @@ class DatabaseCollector:
             GaugeMetricFamily("hps_trials", ""),
             GaugeMetricFamily("hps_active_leases", ""),
             GaugeMetricFamily("hps_active_workers", ""),
+            GaugeMetricFamily("hps_schedule_runs", ""),
         ]
 
     def collect(self) -> Iterable[Metric]:
@@ -109,7 +114,16 @@ class DatabaseCollector:
             "Workers that asked for work in the last minute or hold a live lease.",
         )
         workers.add_metric([], figures.active_workers)
-        return [up, trials, leases, workers]
+        # A gauge read from the run history rather than a per-process counter: exactly one replica
+        # claims each due run, so only the database knows how many ran in all.
+        runs = GaugeMetricFamily(
+            "hps_schedule_runs",
+            "Schedule runs recorded, by outcome (started, skipped, failed).",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(figures.schedule_runs.items()):
+            runs.add_metric([outcome], count)
+        return [up, trials, leases, workers, runs]
 
 
 class Metrics:

@@ -103,6 +103,31 @@ def test_asks_claims_and_completions_show_in_the_metrics(api_server: RunningServ
     assert after.value("hps_reaped_leases_total") == 0
 
 
+def test_schedule_runs_are_counted_by_outcome(api_server: RunningServer) -> None:
+    before = scrape(api_server)
+    schedule = {
+        "name": unique("metrics-schedule"),
+        "cron": "0 3 * * *",
+        "timezone": "UTC",
+        "template": {"direction": "maximize", "metric": "accuracy", "search_space": {"preset": "adam"}},
+        "concurrency": "allow",
+    }
+    with api_server.client() as client:
+        made = client.post("/v1/schedules", json=schedule)
+        assert made.status_code == 201, made.text
+        for _ in range(2):
+            ran = client.post(f"/v1/schedules/{made.json()['id']}/run")
+            assert ran.status_code == 201, ran.text
+    after = scrape(api_server)
+    assert after.types["hps_schedule_runs"] == "gauge"
+    assert delta(before, after, "hps_schedule_runs", outcome="started") == 2
+    assert delta(before, after, "hps_schedule_runs", outcome="skipped") == 0
+    # Every outcome is exposed, zeros included (``value`` raises for a missing series).
+    assert after.value("hps_schedule_runs", outcome="failed") == before.value(
+        "hps_schedule_runs", outcome="failed"
+    )
+
+
 def test_only_admin_tokens_may_scrape(api_server: RunningServer) -> None:
     assert_error(httpx.get(f"{api_server.base_url}/metrics", timeout=30), 401, "unauthenticated")
     assert_error(
@@ -161,6 +186,6 @@ def test_without_the_database_only_the_process_figures_are_served(tmp_path: Path
             server.process.stop()
             proxy.cut()
     assert away.value("hps_database_up") == 0
-    assert not {"hps_trials", "hps_active_leases", "hps_active_workers"} & away.names()
+    assert not {"hps_trials", "hps_active_leases", "hps_active_workers", "hps_schedule_runs"} & away.names()
     assert away.value("hps_ask_duration_seconds_count", outcome="trial") == 1
     assert back.value("hps_database_up") == 1 and back.value("hps_active_leases") == 1
