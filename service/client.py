@@ -101,16 +101,23 @@ class HpsClient:
         """A study by id or by name (what the CLI's STUDY argument accepts); ``HpsError`` 404 if none."""
         if isinstance(ref, int) or ref.isdigit():
             return self.get_study(int(ref))
-        for study in self.studies():
-            if study.name == ref:
+        try:
+            for study in self.studies(name=ref):
                 return study
+        except HpsError as error:
+            if error.status != 422:  # 422: not even a valid study name, so no study has it
+                raise
         raise HpsError(404, "study_not_found", f"no study named {ref!r}", field="study")
 
-    def studies(self, state: str | None = None, page_size: int = 100) -> Iterator[StudyOut]:
-        """Every study (newest first), fetching pages as needed."""
+    def studies(
+        self, state: str | None = None, page_size: int = 100, *, name: str | None = None
+    ) -> Iterator[StudyOut]:
+        """Every study (newest first), or the one named ``name``, fetching pages as needed."""
         params: dict[str, Any] = {"limit": page_size}
         if state:
             params["state"] = state
+        if name is not None:
+            params["name"] = name
         while True:
             page = self._call("GET", "/v1/studies", StudyPage, params=params)
             yield from page.items

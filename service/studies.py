@@ -171,13 +171,19 @@ def find_study(db: Database, name: str, *, project: str | None = None) -> StudyV
 
 
 def list_studies(
-    db: Database, *, state: str | None, limit: int, before_id: int | None, project: str | None = None
+    db: Database,
+    *,
+    state: str | None,
+    limit: int,
+    before_id: int | None,
+    project: str | None = None,
+    name: str | None = None,
 ) -> tuple[list[StudyView], int | None]:
     """A page of studies, newest first, and the cursor of the next page (None at the end)."""
 
     def work(session: Session) -> tuple[list[StudyView], int | None]:
         records = StudyRepository(session).page(
-            state=state, limit=limit + 1, before_id=before_id, project=project
+            state=state, limit=limit + 1, before_id=before_id, project=project, name=name
         )
         more = len(records) > limit
         records = records[:limit]

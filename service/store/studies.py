@@ -112,12 +112,20 @@ class StudyRepository:
         return None if row is None else _record(row)
 
     def page(
-        self, *, state: str | None, limit: int, before_id: int | None, project: str | None = None
+        self,
+        *,
+        state: str | None,
+        limit: int,
+        before_id: int | None,
+        project: str | None = None,
+        name: str | None = None,
     ) -> list[StudyRecord]:
         """Newest first; ``before_id`` is the cursor (the last id of the previous page)."""
         query = select(StudyRow).order_by(StudyRow.id.desc()).limit(limit)
         if state is not None:
             query = query.where(StudyRow.state == state)
+        if name is not None:
+            query = query.where(StudyRow.name == name)
         if before_id is not None:
             query = query.where(StudyRow.id < before_id)
         if project is not None:

@@ -69,6 +69,16 @@ def test_list_pages_with_cursors_and_filters_by_state(api_server: RunningServer)
         assert all(item["state"] == "cancelled" for item in cancelled["items"])
 
 
+def test_list_finds_a_study_by_its_exact_name(api_server: RunningServer) -> None:
+    prefix = unique("named")
+    with api_server.client() as client:
+        ids = [client.post("/v1/studies", json=study_body(f"{prefix}-{i}")).json()["id"] for i in range(3)]
+        found = client.get("/v1/studies", params={"name": f"{prefix}-1"}).json()
+        assert [item["id"] for item in found["items"]] == [ids[1]] and found["next_cursor"] is None
+        assert client.get("/v1/studies", params={"name": prefix}).json()["items"] == []  # exact, not prefix
+        assert_error(client.get("/v1/studies", params={"name": "no spaces"}), 422, field="name")
+
+
 def test_cancel_and_delete(api_server: RunningServer) -> None:
     with api_server.client() as client:
         study_id = client.post("/v1/studies", json=study_body(unique())).json()["id"]

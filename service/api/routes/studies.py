@@ -17,7 +17,7 @@ from service.api.schemas import StudyOut, StudyPage, StudyReport
 from service.errors import Forbidden
 from service.evidence import gather_evidence
 from service.report import TOP_CURVES, build_report
-from service.specs import StudySpec
+from service.specs import NAME_PATTERN, StudySpec
 from service.tokens import PROJECT_PATTERN, Principal
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"], responses=COMMON)
@@ -44,6 +44,11 @@ def create_study(
 @router.get("", response_model=StudyPage)
 def list_studies(
     state: StudyState | None = None,
+    name: str | None = Query(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="Only the study with this exact name (names are unique).",
+    ),
     limit: int = Query(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE),
     cursor: str | None = Query(default=None, pattern=CURSOR_PATTERN),
     hub: Hub = Depends(get_hub),
@@ -51,7 +56,7 @@ def list_studies(
 ) -> StudyPage:
     """The token's project's studies, newest first, a page at a time."""
     views, last = studies.list_studies(
-        hub.db, state=state, limit=limit, before_id=decode_cursor(cursor), project=who.project
+        hub.db, state=state, limit=limit, before_id=decode_cursor(cursor), project=who.project, name=name
     )
     return StudyPage(items=[study_out(v) for v in views], next_cursor=encode_cursor(last))
 
