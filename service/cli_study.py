@@ -55,6 +55,9 @@ def create(
         ..., "--file", "-f", help="The spec: the POST /v1/studies body as YAML or JSON ('-': stdin)."
     ),
     name: str | None = typer.Option(None, "--name", help="Use this name instead of the spec's."),
+    project: str | None = typer.Option(
+        None, "--project", help="Admins without a project: create it in this project (default: default)."
+    ),
     wait: bool = typer.Option(
         False, "--wait", help="Follow the study until it ends: exit 0 if completed, 7 if failed or cancelled."
     ),
@@ -70,7 +73,7 @@ def create(
     console = _console()
     try:
         with connect(api, token) as hps:
-            study = hps.create_study(spec)
+            study = hps.create_study(spec, project=project)
             if wait and output is Output.json:
                 study = wait_until_ended(hps, study.id, interval)
             elif wait:

@@ -89,9 +89,11 @@ class HpsClient:
 
     # Studies
 
-    def create_study(self, spec: Mapping[str, Any]) -> StudyOut:
-        """Create a study from a spec (the body of ``POST /v1/studies``)."""
-        return self._call("POST", "/v1/studies", StudyOut, json=dict(spec))
+    def create_study(self, spec: Mapping[str, Any], *, project: str | None = None) -> StudyOut:
+        """Create a study from a spec (the body of ``POST /v1/studies``); ``project`` is for admins
+        without a project (a project-bound token always creates in its own)."""
+        params = {"project": project} if project is not None else None
+        return self._call("POST", "/v1/studies", StudyOut, json=dict(spec), params=params)
 
     def get_study(self, study_id: int) -> StudyOut:
         """One study with progress and best trial."""

@@ -175,3 +175,35 @@ def test_watch_once_and_on_an_ended_study(hps: Hps, server: RunningServer) -> No
     ended_json = hps("study", "watch", name, "-o", "json")
     assert ended_json.exit_code == EXIT_STUDY_FAILED
     assert json.loads(ended_json.stdout)["state"] == "cancelled"
+
+
+def test_an_admin_creates_a_study_in_another_project(hps: Hps, server: RunningServer) -> None:
+    project, name = unique("team"), unique("elsewhere")
+    made = hps(
+        "study",
+        "create",
+        "-f",
+        "-",
+        "--project",
+        project,
+        "-o",
+        "json",
+        input=json.dumps(external_spec(name)),
+    )
+    assert made.exit_code == 0, made.stderr
+    with server.client() as admin:
+        tokens = {
+            home: admin.post(
+                "/v1/tokens", json={"name": unique("tok"), "scopes": ["read"], "project": home}
+            ).json()["token"]
+            for home in (project, "default")
+        }
+    seen = hps("study", "show", name, "-o", "json", token=tokens[project])
+    assert seen.exit_code == 0, seen.stderr
+    assert json.loads(seen.stdout)["id"] == json.loads(made.stdout)["id"]
+    hidden = hps("study", "show", name, token=tokens["default"])
+    assert hidden.exit_code == EXIT_NOT_FOUND, hidden.stdout
+    bad = hps(
+        "study", "create", "-f", "-", "--project", "no spaces", input=json.dumps(external_spec(unique("x")))
+    )
+    assert bad.exit_code == EXIT_API_ERROR and "project" in bad.stderr
