@@ -166,8 +166,10 @@ def _database(settings: Settings) -> Database:
 @token_app.command("create")
 def token_create(
     name: str = typer.Option(..., help="What the token is for, e.g. 'gpu-box-3'."),
-    scope: list[str] = typer.Option(..., help="admin, write, read or worker; repeat for several."),
-    project: str | None = typer.Option(None, help="The project it sees (required unless admin)."),
+    scope: list[str] = typer.Option(..., help="admin, write, read, worker or metrics; repeat for several."),
+    project: str | None = typer.Option(
+        None, help="The project it sees (required unless admin; none for metrics)."
+    ),
 ) -> None:
     """Create a token and print its secret (the only time it is shown)."""
     db = _database(_settings())

@@ -2,8 +2,9 @@
 
 Scopes: ``read`` (see studies, trials, the catalog), ``write`` (create, cancel and delete studies and drive
 them with ask/report/complete; includes ``read``), ``worker`` (claim, report, heartbeat and complete
-trials, nothing else) and ``admin`` (everything, tokens included). A token sees one project's studies;
-only an admin token may be project-less, which means it sees every project.
+trials, nothing else), ``metrics`` (scrape ``GET /metrics``, nothing else) and ``admin`` (everything,
+tokens included). A token sees one project's studies; only admin and metrics-only tokens may be
+project-less, which means they see every project (metrics tokens must be: the figures cover every project).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from service.errors import InvalidInput, NotFound
 from service.store.database import Database
 from service.store.tokens import TokenRecord, TokenRepository
 
-SCOPES = ("admin", "write", "read", "worker")
+SCOPES = ("admin", "write", "read", "worker", "metrics")
 # What each scope grants.
 GRANTS: dict[str, frozenset[str]] = {
     "admin": frozenset(SCOPES),
     "write": frozenset({"write", "read"}),
     "read": frozenset({"read"}),
     "worker": frozenset({"worker"}),
+    "metrics": frozenset({"metrics"}),
 }
 TOKEN_PREFIX = "hps_"
 PROJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -77,12 +79,19 @@ def hash_secret(secret: str) -> str:
 def create_token(
     db: Database, *, name: str, scopes: list[str], project: str | None, now: datetime | None = None
 ) -> NewToken:
-    """Create a token; a token without ``admin`` must be bound to a project."""
+    """Create a token; a token without ``admin`` must be bound to a project, unless it holds ``metrics``
+    only, which must not be."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if not scopes or unknown:
         raise InvalidInput(f"scopes must be some of {', '.join(SCOPES)}; got {scopes}", field="scopes")
-    if project is None and "admin" not in scopes:
-        raise InvalidInput("only an admin token may see every project; give a project", field="project")
+    if "metrics" in scopes and project is not None:
+        raise InvalidInput(
+            "a metrics token sees every project's figures; create it without a project", field="project"
+        )
+    if project is None and "admin" not in scopes and set(scopes) != {"metrics"}:
+        raise InvalidInput(
+            "only an admin or a metrics-only token may see every project; give a project", field="project"
+        )
     token_id = secrets.token_hex(6)
     secret = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
     record = TokenRecord(

@@ -76,3 +76,11 @@ can_write = require("write")
 can_run = require("write", "worker")  # report, heartbeat, complete: external clients and workers
 can_claim = require("worker")
 can_admin = require("admin")
+
+
+def can_scrape(principal: Principal = Depends(require("metrics"))) -> Principal:
+    """``GET /metrics``: a metrics or admin token that sees every project, since the figures name every
+    project's studies (a project-bound admin would see other projects there)."""
+    if principal.project is not None:
+        raise Forbidden("metrics cover every project: use a project-less metrics or admin token")
+    return principal

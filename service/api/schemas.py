@@ -230,23 +230,31 @@ class EntryList(Out):
 class TokenIn(BaseModel):
     """A token to create."""
 
-    # Only an admin token may be project-less; the schema says so, as validation does.
+    # Only admin and metrics-only tokens may be project-less, and metrics tokens must be; the schema says
+    # so, as validation does.
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
             "anyOf": [
-                {"required": ["project"], "properties": {"project": {"type": "string"}}},
-                {"properties": {"scopes": {"contains": {"const": "admin"}}}},
+                {
+                    "required": ["project"],
+                    "properties": {
+                        "project": {"type": "string"},
+                        "scopes": {"not": {"contains": {"const": "metrics"}}},
+                    },
+                },
+                {"properties": {"scopes": {"contains": {"const": "admin"}}, "project": {"type": "null"}}},
+                {"properties": {"scopes": {"items": {"const": "metrics"}}, "project": {"type": "null"}}},
             ]
         },
     )
 
     name: str = Field(min_length=1, max_length=128)
-    scopes: list[Literal["admin", "write", "read", "worker"]] = Field(min_length=1, max_length=4)
+    scopes: list[Literal["admin", "write", "read", "worker", "metrics"]] = Field(min_length=1, max_length=5)
     project: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$",
-        description="The project the token sees; only admin tokens may omit it (every project).",
+        description="The project the token sees: admin tokens may omit it, metrics tokens must.",
     )
 
 

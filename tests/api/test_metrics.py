@@ -128,7 +128,7 @@ def test_schedule_runs_are_counted_by_outcome(api_server: RunningServer) -> None
     )
 
 
-def test_only_admin_tokens_may_scrape(api_server: RunningServer) -> None:
+def test_only_project_less_metrics_or_admin_tokens_may_scrape(api_server: RunningServer) -> None:
     assert_error(httpx.get(f"{api_server.base_url}/metrics", timeout=30), 401, "unauthenticated")
     assert_error(
         httpx.get(f"{api_server.base_url}/metrics", headers={"Authorization": "Bearer nope"}, timeout=30), 401
@@ -142,8 +142,28 @@ def test_only_admin_tokens_may_scrape(api_server: RunningServer) -> None:
             with api_server.client(made.json()["token"]) as other:
                 assert_error(other.get("/metrics"), 403, "forbidden")
         scoped_admin = admin.post("/v1/tokens", json={"name": unique("t"), "scopes": ["admin"]})
-    found = scrape(api_server, scoped_admin.json()["token"])
-    assert "hps_trials" in found.types
+        # An admin bound to a project would see other projects' study names in the labels: refused.
+        project_admin = admin.post(
+            "/v1/tokens", json={"name": unique("t"), "scopes": ["admin"], "project": "metrics"}
+        )
+        with api_server.client(project_admin.json()["token"]) as other:
+            assert_error(other.get("/metrics"), 403, "forbidden")
+        # The token to give Prometheus: it scrapes and can do nothing else.
+        scraper = admin.post("/v1/tokens", json={"name": unique("prom"), "scopes": ["metrics"]})
+        assert scraper.status_code == 201, scraper.text
+        with api_server.client(scraper.json()["token"]) as prometheus:
+            assert_error(prometheus.get("/v1/studies"), 403, "forbidden")
+            assert_error(prometheus.post("/v1/workers/claim", json={}), 403)
+        # Metrics tokens cover every project, so they are made without one (and with nothing else).
+        for refused in (
+            {"scopes": ["metrics"], "project": "metrics"},
+            {"scopes": ["metrics", "read"]},
+        ):
+            assert_error(
+                admin.post("/v1/tokens", json={"name": unique("t"), **refused}), 422, field="project"
+            )
+    assert "hps_trials" in scrape(api_server, scoped_admin.json()["token"]).types
+    assert "hps_trials" in scrape(api_server, scraper.json()["token"]).types
 
 
 def test_a_reaped_lease_is_counted(database_url: str, tmp_path: Path) -> None:

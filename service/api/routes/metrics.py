@@ -1,7 +1,7 @@
-"""``GET /metrics``: Prometheus text format, for admin tokens only.
+"""``GET /metrics``: Prometheus text format, for project-less ``metrics`` or ``admin`` tokens.
 
-Why admin: the ``hps_trials`` labels name every study of every project, and only a project-less token may
-see every project; the only project-less tokens are admin tokens. Prometheus sends one with
+Why project-less: the ``hps_trials`` labels name every study of every project. A ``metrics`` token can do
+nothing else, so it is the one to give Prometheus, which sends it with
 ``authorization: {type: Bearer, credentials_file: ...}`` in its scrape config (see docs/metrics.md).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from service.api.auth import can_admin
+from service.api.auth import can_scrape
 from service.api.context import Hub, get_hub
 from service.api.responses import COMMON
 from service.tokens import Principal
@@ -28,7 +28,7 @@ router = APIRouter(tags=["operations"], responses=COMMON)
         }
     },
 )
-def metrics(hub: Hub = Depends(get_hub), who: Principal = Depends(can_admin)) -> Response:
+def metrics(hub: Hub = Depends(get_hub), who: Principal = Depends(can_scrape)) -> Response:
     """Trials by study and state, live leases, active workers (read from the database now), claim and ask
     latency and reaped leases (measured by this process)."""
     return Response(content=hub.metrics.render(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
