@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, NoReturn
@@ -102,6 +103,12 @@ def print_json(value: BaseModel | Sequence[BaseModel | dict[str, Any]] | dict[st
     typer.echo(json.dumps(data, indent=2))
 
 
-def connect(api: str, token: str) -> HpsClient:
-    """A client for the command's server."""
-    return HpsClient(api, token)
+@contextmanager
+def connect(api: str, token: str) -> Iterator[HpsClient]:
+    """A client for the command's server; an API error inside the block ends the command with the error
+    on stderr and its exit code (``fail``), so commands only say what they ask."""
+    try:
+        with HpsClient(api, token) as hps:
+            yield hps
+    except HpsError as error:
+        fail(error)

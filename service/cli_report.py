@@ -10,8 +10,7 @@ from pathlib import Path
 
 import typer
 
-from service.cli_common import ApiOption, TokenOption, connect, fail, usage_error
-from service.client import HpsError
+from service.cli_common import ApiOption, TokenOption, connect, usage_error
 from service.report_html import render_report
 
 
@@ -32,12 +31,9 @@ def report(
 ) -> None:
     """Which optimizer, which learning rate, and how sure we are: the study's report as one HTML file
     that opens offline (inline CSS and SVG charts), or as JSON."""
-    try:
-        with connect(api, token) as hps:
-            found = hps.find_study(study)
-            built = hps.study_report(found.id, top=top)
-    except HpsError as error:
-        fail(error)
+    with connect(api, token) as hps:
+        found = hps.find_study(study)
+        built = hps.study_report(found.id, top=top)
     if fmt is ReportFormat.json:
         text = json.dumps(built.model_dump(mode="json"), indent=2) + "\n"
     else:

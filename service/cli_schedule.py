@@ -22,11 +22,9 @@ from service.cli_common import (
     OutputOption,
     TokenOption,
     connect,
-    fail,
     print_json,
     read_spec_file,
 )
-from service.client import HpsError
 
 schedule_app = typer.Typer(
     help="Schedules: re-tune on a cron, warm-started from the last run; fetch the incumbent.",
@@ -104,11 +102,8 @@ def create(
 ) -> None:
     """Create a schedule from a YAML or JSON file (examples/schedule.yaml)."""
     spec = read_spec_file(file)
-    try:
-        with connect(api, token) as hps:
-            schedule = hps.create_schedule(spec)
-    except HpsError as error:
-        fail(error)
+    with connect(api, token) as hps:
+        schedule = hps.create_schedule(spec)
     if output is Output.json:
         print_json(schedule)
     else:
@@ -118,11 +113,8 @@ def create(
 @schedule_app.command("list")
 def list_(api: str = ApiOption, token: str = TokenOption, output: Output = OutputOption) -> None:
     """Every schedule this token's project has, newest first."""
-    try:
-        with connect(api, token) as hps:
-            schedules = list(hps.schedules())
-    except HpsError as error:
-        fail(error)
+    with connect(api, token) as hps:
+        schedules = list(hps.schedules())
     if output is Output.json:
         print_json(schedules)
     else:
@@ -137,12 +129,9 @@ def show(
     output: Output = OutputOption,
 ) -> None:
     """One schedule with its incumbent (table: and its latest runs)."""
-    try:
-        with connect(api, token) as hps:
-            found = hps.find_schedule(schedule)
-            runs = list(islice(hps.schedule_runs(found.id, page_size=RECENT_RUNS), RECENT_RUNS))
-    except HpsError as error:
-        fail(error)
+    with connect(api, token) as hps:
+        found = hps.find_schedule(schedule)
+        runs = list(islice(hps.schedule_runs(found.id, page_size=RECENT_RUNS), RECENT_RUNS))
     if output is Output.json:
         print_json(found)
     else:
@@ -157,11 +146,8 @@ def pause(
     output: Output = OutputOption,
 ) -> None:
     """Stop firing slots until resumed."""
-    try:
-        with connect(api, token) as hps:
-            changed = hps.pause_schedule(hps.find_schedule(schedule).id)
-    except HpsError as error:
-        fail(error)
+    with connect(api, token) as hps:
+        changed = hps.pause_schedule(hps.find_schedule(schedule).id)
     _print_state(changed, output)
 
 
@@ -173,11 +159,8 @@ def resume(
     output: Output = OutputOption,
 ) -> None:
     """Fire again from the next slot (slots that passed while paused are not run)."""
-    try:
-        with connect(api, token) as hps:
-            changed = hps.resume_schedule(hps.find_schedule(schedule).id)
-    except HpsError as error:
-        fail(error)
+    with connect(api, token) as hps:
+        changed = hps.resume_schedule(hps.find_schedule(schedule).id)
     _print_state(changed, output)
 
 
@@ -189,11 +172,8 @@ def run(
     output: Output = OutputOption,
 ) -> None:
     """Start a run now, outside the cron; prints the run and its study."""
-    try:
-        with connect(api, token) as hps:
-            started = hps.run_schedule(hps.find_schedule(schedule).id)
-    except HpsError as error:
-        fail(error)
+    with connect(api, token) as hps:
+        started = hps.run_schedule(hps.find_schedule(schedule).id)
     if output is Output.json:
         print_json(started)
         return
@@ -207,12 +187,9 @@ def run(
 @schedule_app.command("delete")
 def delete(schedule: str = ScheduleArgument, api: str = ApiOption, token: str = TokenOption) -> None:
     """Delete the schedule and its run history; the studies its runs created stay."""
-    try:
-        with connect(api, token) as hps:
-            found = hps.find_schedule(schedule)
-            hps.delete_schedule(found.id)
-    except HpsError as error:
-        fail(error)
+    with connect(api, token) as hps:
+        found = hps.find_schedule(schedule)
+        hps.delete_schedule(found.id)
     typer.echo(f"schedule {found.id} {found.name} deleted")
 
 

@@ -21,11 +21,9 @@ from service.cli_common import (
     OutputOption,
     TokenOption,
     connect,
-    fail,
     print_json,
     read_spec_file,
 )
-from service.client import HpsError
 from service.study_view import studies_table, study_details, trial_details, trials_table
 from service.study_watch import WatchFormat, wait_until_ended, watch
 
@@ -71,16 +69,13 @@ def create(
     if name is not None:
         spec["name"] = name
     console = _console()
-    try:
-        with connect(api, token) as hps:
-            study = hps.create_study(spec, project=project)
-            if wait and output is Output.json:
-                study = wait_until_ended(hps, study.id, interval)
-            elif wait:
-                console.print(f"study {study.id} {study.name} created; following it until it ends")
-                study = watch(hps, study.id, console, show=_live_or_lines(console), interval=interval)
-    except HpsError as error:
-        fail(error)
+    with connect(api, token) as hps:
+        study = hps.create_study(spec, project=project)
+        if wait and output is Output.json:
+            study = wait_until_ended(hps, study.id, interval)
+        elif wait:
+            console.print(f"study {study.id} {study.name} created; following it until it ends")
+            study = watch(hps, study.id, console, show=_live_or_lines(console), interval=interval)
     _show_study(study, output, console)
     if wait:
         raise typer.Exit(_ended_code(study))
@@ -95,15 +90,12 @@ def list_studies(
     output: Output = OutputOption,
 ) -> None:
     """List studies, newest first."""
-    try:
-        with connect(api, token) as hps:
-            found: list[StudyOut] = []
-            for study in hps.studies(state=state):
-                found.append(study)
-                if len(found) == limit:
-                    break
-    except HpsError as error:
-        fail(error)
+    with connect(api, token) as hps:
+        found: list[StudyOut] = []
+        for study in hps.studies(state=state):
+            found.append(study)
+            if len(found) == limit:
+                break
     if output is Output.json:
         print_json(found)
     else:
@@ -118,11 +110,8 @@ def show(
     output: Output = OutputOption,
 ) -> None:
     """One study: state, spec, progress and best trial."""
-    try:
-        with connect(api, token) as hps:
-            found = hps.find_study(study)
-    except HpsError as error:
-        fail(error)
+    with connect(api, token) as hps:
+        found = hps.find_study(study)
     _show_study(found, output, _console())
 
 
@@ -135,12 +124,9 @@ def trials(
     output: Output = OutputOption,
 ) -> None:
     """A study's trials in number order: state, value, last reported step, params, reason."""
-    try:
-        with connect(api, token) as hps:
-            found = hps.find_study(study)
-            listed = list(hps.trials(found.id, state=state))
-    except HpsError as error:
-        fail(error)
+    with connect(api, token) as hps:
+        found = hps.find_study(study)
+        listed = list(hps.trials(found.id, state=state))
     if output is Output.json:
         print_json(listed)
     else:
@@ -155,12 +141,9 @@ def best(
     output: Output = OutputOption,
 ) -> None:
     """The best complete trial (exit 4 until one completes)."""
-    try:
-        with connect(api, token) as hps:
-            found = hps.find_study(study)
-            trial = hps.best(found.id)
-    except HpsError as error:
-        fail(error)
+    with connect(api, token) as hps:
+        found = hps.find_study(study)
+        trial = hps.best(found.id)
     if output is Output.json:
         print_json(trial)
     else:
@@ -175,11 +158,8 @@ def cancel(
     output: Output = OutputOption,
 ) -> None:
     """Stop handing out trials; running ones are told to stop at their next report."""
-    try:
-        with connect(api, token) as hps:
-            cancelled = hps.cancel_study(hps.find_study(study).id)
-    except HpsError as error:
-        fail(error)
+    with connect(api, token) as hps:
+        cancelled = hps.cancel_study(hps.find_study(study).id)
     _show_study(cancelled, output, _console())
 
 
@@ -193,15 +173,12 @@ def delete(
 ) -> None:
     """Delete a study, its trials and its Optuna study. Asks first unless --yes; a refusal (or no
     answer, as in a script without --yes) deletes nothing and exits 2."""
-    try:
-        with connect(api, token) as hps:
-            found = hps.find_study(study)
-            if not yes and not _confirmed(f"Delete study {found.id} ({found.name}) and all its trials?"):
-                typer.echo("hps: not deleted", err=True)
-                raise typer.Exit(EXIT_USAGE)
-            hps.delete_study(found.id)
-    except HpsError as error:
-        fail(error)
+    with connect(api, token) as hps:
+        found = hps.find_study(study)
+        if not yes and not _confirmed(f"Delete study {found.id} ({found.name}) and all its trials?"):
+            typer.echo("hps: not deleted", err=True)
+            raise typer.Exit(EXIT_USAGE)
+        hps.delete_study(found.id)
     if output is Output.json:
         print_json({"id": found.id, "name": found.name, "deleted": True})
     else:
@@ -222,12 +199,9 @@ def watch_study(
     Exits 0 when it completed (or with --once while it runs), 7 when it failed or was cancelled."""
     console = _console()
     show = WatchFormat.json if output is Output.json else _live_or_lines(console)
-    try:
-        with connect(api, token) as hps:
-            found = hps.find_study(study)
-            last = watch(hps, found.id, console, show=show, interval=interval, once=once)
-    except HpsError as error:
-        fail(error)
+    with connect(api, token) as hps:
+        found = hps.find_study(study)
+        last = watch(hps, found.id, console, show=show, interval=interval, once=once)
     if output is Output.table and last.state_reason:
         console.print(f"study {last.id} {last.state}: {last.state_reason}")
     raise typer.Exit(_ended_code(last))
