@@ -7,34 +7,19 @@ Set ``HPS_KEEP_SCREENSHOT=1`` to keep a copy of the screenshot at ``var/dashboar
 
 from __future__ import annotations
 
-import os
-import shutil
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 from playwright.sync_api import Error as PlaywrightError
 
 from harness.api import new_study, study_body, unique
+from harness.browser import chromium, keep_screenshot, png_size
 from harness.databases import sqlite_url
 from harness.servers import ADMIN_TOKEN, RunningServer, start_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-KEPT_SCREENSHOT = Path(__file__).resolve().parents[2] / "var" / "dashboard-screenshot.png"
 VALUES = (0.5, 0.7, 0.6)  # trial 1 is the best of a maximized study
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +34,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 def run_trials(server: RunningServer) -> tuple[int, str]:
@@ -109,9 +88,7 @@ def test_chromium_sees_a_studys_trials_and_takes_a_screenshot(
     width, height = png_size(screenshot)
     assert width == 1400 and height > 900, (width, height)  # a full page, taller than the viewport
     assert screenshot.stat().st_size > 20_000
-    if os.environ.get("HPS_KEEP_SCREENSHOT"):
-        KEPT_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(screenshot, KEPT_SCREENSHOT)
+    keep_screenshot(screenshot, "dashboard-screenshot.png")
 
 
 def test_chromium_without_a_token_gets_401_and_a_project_token_sees_its_project_only(
@@ -144,11 +121,3 @@ def test_chromium_without_a_token_gets_401_and_a_project_token_sees_its_project_
     text = page.inner_text("body")
     viewer.close()
     assert theirs not in text
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    """Width and height from a PNG's IHDR chunk, after checking the signature."""
-    head = path.read_bytes()[:24]
-    assert head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR", "not a PNG"
-    width, height = struct.unpack(">II", head[16:24])
-    return int(width), int(height)

@@ -8,32 +8,21 @@ a copy of the screenshot at ``var/report-screenshot.png``.
 
 from __future__ import annotations
 
-import os
-import shutil
-import struct
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Dialog, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Route, expect
 
 from harness.api import unique
+from harness.browser import chromium, keep_screenshot, png_size
 from harness.databases import sqlite_url
 from harness.servers import ADMIN_TOKEN, RunningServer, start_server
 from harness.synthetic import ClientDriver, run_trials
 from service.client import HpsClient
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-]
-KEPT_SCREENSHOT = Path(__file__).resolve().parents[2] / "var" / "report-screenshot.png"
 METRIC = "<script>window.hpsPwned = 1</script>val_accuracy"
 ODD_OPTIMIZER = "<img src=x onerror=window.hpsPwned=2>"
 N_TRIALS = 24
@@ -51,14 +40,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make browser)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 def driven_study(server: RunningServer) -> tuple[int, str]:
@@ -148,14 +131,4 @@ def test_chromium_shows_the_offline_report_and_runs_nothing_from_it(
     width, height = png_size(screenshot)
     assert width == 1100 and height > 1500, (width, height)  # the whole report, well past one screen
     assert screenshot.stat().st_size > 50_000
-    if os.environ.get("HPS_KEEP_SCREENSHOT"):
-        KEPT_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(screenshot, KEPT_SCREENSHOT)
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    """Width and height from a PNG's IHDR chunk, after checking the signature."""
-    head = path.read_bytes()[:24]
-    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", "not a PNG"
-    width, height = struct.unpack(">II", head[16:24])
-    return int(width), int(height)
+    keep_screenshot(screenshot, "report-screenshot.png")
