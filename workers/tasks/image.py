@@ -30,7 +30,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +41,7 @@ from torch import nn
 from workers.tasks.base import DatasetEntry, ModelEntry, Split
 from workers.tasks.catalog import IMAGE_CLASSIFICATION
 from workers.tasks.files import entries_in
+from workers.tasks.options import int_option, str_option
 from workers.tasks.resnet import build_resnet
 
 DEFAULT_ARCHITECTURE = "resnet18"
@@ -91,8 +91,8 @@ def make_task(
     and the problem when either is unusable."""
     if model is None or dataset is None:
         raise ValueError("image-classification needs a model entry and a dataset entry")
-    architecture = _str_option(model.options, "architecture", DEFAULT_ARCHITECTURE)
-    image_size = _int_option(model.options, "image_size", DEFAULT_IMAGE_SIZE)
+    architecture = str_option(model.options, "architecture", DEFAULT_ARCHITECTURE)
+    image_size = int_option(model.options, "image_size", DEFAULT_IMAGE_SIZE)
     data = read_image_folder(_dataset_folder(dataset, cache_dir), image_size)
     weights = _weights_file(model, cache_dir)
     backbone = build_resnet(architecture, len(data.class_names))
@@ -203,20 +203,6 @@ def _reinitialise_linear(layer: nn.Linear, seed: int) -> None:
         layer.weight.uniform_(-bound, bound, generator=generator)
         if layer.bias is not None:
             layer.bias.uniform_(-bound, bound, generator=generator)
-
-
-def _str_option(options: Mapping[str, Any], name: str, default: str) -> str:
-    value = options.get(name, default)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"option {name!r} must be a non-empty string, not {value!r}")
-    return value
-
-
-def _int_option(options: Mapping[str, Any], name: str, default: int) -> int:
-    value = options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"option {name!r} must be a positive integer, not {value!r}")
-    return value
 
 
 # --- weights -----------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import json
 import os
 import random
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -31,6 +31,7 @@ from torch import nn
 
 from workers.tasks.base import DatasetEntry, ModelEntry, Split
 from workers.tasks.files import files_under, inside
+from workers.tasks.options import fraction_option, int_option, str_option
 
 DEFAULT_MAX_LENGTH = 64
 DEFAULT_VAL_FRACTION = 0.25
@@ -71,11 +72,11 @@ def make_task(
         raise ValueError("text-classification needs a dataset entry with a path to a CSV or JSONL file")
     data = read_labelled_texts(
         dataset.path,
-        text_column=_str_option(dataset.options, "text_column", "text"),
-        label_column=_str_option(dataset.options, "label_column", "label"),
-        val_fraction=_fraction_option(dataset.options, "val_fraction", DEFAULT_VAL_FRACTION),
+        text_column=str_option(dataset.options, "text_column", "text"),
+        label_column=str_option(dataset.options, "label_column", "label"),
+        val_fraction=fraction_option(dataset.options, "val_fraction", DEFAULT_VAL_FRACTION),
     )
-    max_length = _int_option(model.options, "max_length", DEFAULT_MAX_LENGTH)
+    max_length = int_option(model.options, "max_length", DEFAULT_MAX_LENGTH)
     return TextClassificationTask(model.path, data, max_length)
 
 
@@ -329,24 +330,3 @@ def _stratified_split(labels: list[int], val_fraction: float) -> list[bool]:
         for row in rows[:count]:
             is_val[row] = True
     return is_val
-
-
-def _str_option(options: Mapping[str, Any], name: str, default: str) -> str:
-    value = options.get(name, default)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"option {name!r} must be a non-empty string, not {value!r}")
-    return value
-
-
-def _int_option(options: Mapping[str, Any], name: str, default: int) -> int:
-    value = options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"option {name!r} must be a positive integer, not {value!r}")
-    return value
-
-
-def _fraction_option(options: Mapping[str, Any], name: str, default: float) -> float:
-    value = options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-        raise ValueError(f"option {name!r} must be a number between 0 and 1, not {value!r}")
-    return float(value)
