@@ -13,10 +13,7 @@ them trains under a file lock while the others wait and then read its file.
 from __future__ import annotations
 
 import copy
-import fcntl
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,12 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
 from workers.tasks.base import DatasetEntry, ModelEntry, Split
+from workers.tasks.cache import exclusive, write_safetensors_atomically
 
 MODEL_NAME = "digits-cnn"
 DATASET_NAME = "digits-5to9"
@@ -210,40 +208,11 @@ def pretrained_backbone(cache_dir: Path, source: LabelledImages) -> dict[str, to
     # The file only ever appears whole (it is renamed into place), so seeing it means it can be read.
     if not path.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
-        with _locked(path.with_name(path.name + ".lock")):
+        with exclusive(path.with_name(path.name + ".lock")):
             # Another process may have written it while this one waited for the lock.
             if not path.exists():
-                _write_atomically(path, pretrain(source))
+                write_safetensors_atomically(path, pretrain(source))
     return load_file(path)
-
-
-class _locked:
-    """An exclusive ``flock`` on ``lock_path`` (created if missing), held for the ``with`` block."""
-
-    def __init__(self, lock_path: Path) -> None:
-        self._lock_path = lock_path
-        self._fd = -1
-
-    def __enter__(self) -> None:
-        self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc_info: object) -> None:
-        # Closing the descriptor releases the lock; the lock file itself stays for the next process.
-        os.close(self._fd)
-
-
-def _write_atomically(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """Write ``tensors`` to a temporary file beside ``path`` and rename it into place, so that no reader
-    ever sees a half-written file; the temporary file is removed when anything fails."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def pretrain(source: LabelledImages) -> dict[str, torch.Tensor]:

@@ -19,7 +19,6 @@ model ``shapes-resnet18`` is pretrained once, on other shapes, into
 from __future__ import annotations
 
 import copy
-import fcntl
 import math
 import os
 import pickle
@@ -27,7 +26,6 @@ import random
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +37,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from workers.tasks.base import DatasetEntry, ModelEntry, Split
+from workers.tasks.cache import exclusive, write_safetensors_atomically
 from workers.tasks.catalog import IMAGE_CLASSIFICATION
 from workers.tasks.files import entries_in
 from workers.tasks.options import int_option, str_option
@@ -360,7 +359,7 @@ def ensure_shapes_folder(cache_dir: Path) -> Path:
     if target.is_dir():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive(cache_dir / f"{SHAPES_FOLDER}.lock"):
+    with exclusive(cache_dir / f"{SHAPES_FOLDER}.lock"):
         if not target.is_dir():
             staging = Path(tempfile.mkdtemp(prefix=f".{SHAPES_FOLDER}-", dir=cache_dir))
             try:
@@ -380,31 +379,11 @@ def ensure_shapes_weights(cache_dir: Path) -> Path:
     if target.is_file():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive(cache_dir / f"{SHAPES_WEIGHTS}.lock"):
+    with exclusive(cache_dir / f"{SHAPES_WEIGHTS}.lock"):
         if not target.is_file():
-            from safetensors.torch import save_file
-
             state = {key: value.contiguous() for key, value in pretrain_shapes_resnet().state_dict().items()}
-            descriptor, staging = tempfile.mkstemp(prefix=f".{SHAPES_WEIGHTS}-", dir=cache_dir)
-            os.close(descriptor)
-            try:
-                save_file(state, staging)
-                os.replace(staging, target)
-            except BaseException:
-                Path(staging).unlink(missing_ok=True)
-                raise
+            write_safetensors_atomically(target, state)
     return target
-
-
-@contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``lock_path`` (shared by processes on this machine)."""
-    with lock_path.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _write_shapes(folder: Path) -> None:
