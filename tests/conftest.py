@@ -1,4 +1,5 @@
-"""Shared fixtures: real databases (SQLite and PostgreSQL) and real ``hps serve`` processes."""
+"""Shared fixtures: real databases (SQLite and PostgreSQL), the in-process objects use cases need, and real
+``hps serve`` processes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ import pytest
 
 from harness.databases import database
 from harness.servers import RunningServer, start_server
+from harness.stack import Stack
+from service.sampling import Sampling
+from service.store.database import Database
+from service.store.schema import upgrade
+from workers.registry import load_registry
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -24,6 +30,19 @@ def database_url(db_kind: str, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database of the test's backend."""
     with database(db_kind, tmp_path) as url:
         yield url
+
+
+@pytest.fixture
+def stack(database_url: str) -> Iterator[Stack]:
+    """A migrated database with the objects use cases need (for use-case, store and scheduler tests)."""
+    upgrade(database_url)
+    db = Database(database_url)
+    sampling = Sampling(database_url)
+    try:
+        yield Stack(database_url, db, sampling, load_registry())
+    finally:
+        sampling.close()
+        db.dispose()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
