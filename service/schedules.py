@@ -257,22 +257,18 @@ def start_run(
     except (InvalidInput, StudyNameTaken) as exc:
         failure = f"{exc.field}: {exc.detail}" if exc.field else exc.detail
         return _add_run(session, schedule, slot, trigger, "failed", _join(detail, failure)[:500], now)
-    return ScheduleRepository(session).add_run(
-        ScheduleRunRecord(
-            id=0,
-            schedule_id=schedule.id,
-            scheduled_for=slot,
-            trigger=trigger,
-            outcome="started",
-            detail=detail,
-            study_id=study.id,
-            study_name=study.name,
-            seeded_from=warm.seeded_from,
-            seeded=len(warm.seeds),
-            promotion=None,
-            evaluated_at=None,
-            created_at=now,
-        )
+    return _add_run(
+        session,
+        schedule,
+        slot,
+        trigger,
+        "started",
+        detail,
+        now,
+        study_id=study.id,
+        study_name=study.name,
+        seeded_from=warm.seeded_from,
+        seeded=len(warm.seeds),
     )
 
 
@@ -289,9 +285,15 @@ def _add_run(
     slot: datetime,
     trigger: str,
     outcome: str,
-    detail: str,
+    detail: str | None,
     now: datetime,
+    *,
+    study_id: int | None = None,
+    study_name: str | None = None,
+    seeded_from: int | None = None,
+    seeded: int = 0,
 ) -> ScheduleRunRecord:
+    """Record a run of ``slot``; only a started run has a study (and maybe seeds)."""
     return ScheduleRepository(session).add_run(
         ScheduleRunRecord(
             id=0,
@@ -300,10 +302,10 @@ def _add_run(
             trigger=trigger,
             outcome=outcome,
             detail=detail,
-            study_id=None,
-            study_name=None,
-            seeded_from=None,
-            seeded=0,
+            study_id=study_id,
+            study_name=study_name,
+            seeded_from=seeded_from,
+            seeded=seeded,
             promotion=None,
             evaluated_at=None,
             created_at=now,
