@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.databases import database
-from harness.servers import RunningServer, start_server
+from harness.servers import RunningServer, serving
 from harness.stack import Stack
 from service.sampling import Sampling
 from service.store.database import Database
@@ -51,9 +51,5 @@ def api_server(
 ) -> Iterator[RunningServer]:
     """One server per test module and backend; tests give their studies unique names."""
     directory = tmp_path_factory.mktemp(f"server-{request.param}")
-    with database(str(request.param), directory) as url:
-        server = start_server(url, directory)
-        try:
-            yield server
-        finally:
-            server.process.stop()
+    with database(str(request.param), directory) as url, serving(url, directory) as server:
+        yield server

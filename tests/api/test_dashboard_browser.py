@@ -17,7 +17,7 @@ from playwright.sync_api import Error as PlaywrightError
 from harness.api import new_study, study_body, unique
 from harness.browser import chromium, keep_screenshot, png_size
 from harness.databases import sqlite_url
-from harness.servers import ADMIN_TOKEN, RunningServer, start_server
+from harness.servers import ADMIN_TOKEN, RunningServer, serving
 
 VALUES = (0.5, 0.7, 0.6)  # trial 1 is the best of a maximized study
 
@@ -25,11 +25,8 @@ VALUES = (0.5, 0.7, 0.6)  # trial 1 is the best of a maximized study
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     directory = tmp_path_factory.mktemp("browser-server")
-    running = start_server(sqlite_url(directory), directory)
-    try:
+    with serving(sqlite_url(directory), directory) as running:
         yield running
-    finally:
-        running.process.stop()
 
 
 @pytest.fixture(scope="module")

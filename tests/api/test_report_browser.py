@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Dialog, Route, expect
 from harness.api import unique
 from harness.browser import chromium, keep_screenshot, png_size
 from harness.databases import sqlite_url
-from harness.servers import ADMIN_TOKEN, RunningServer, start_server
+from harness.servers import ADMIN_TOKEN, RunningServer, serving
 from harness.synthetic import ClientDriver, run_trials
 from service.client import HpsClient
 
@@ -31,11 +31,8 @@ N_TRIALS = 24
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     directory = tmp_path_factory.mktemp("report-browser")
-    running = start_server(sqlite_url(directory), directory)
-    try:
+    with serving(sqlite_url(directory), directory) as running:
         yield running
-    finally:
-        running.process.stop()
 
 
 @pytest.fixture(scope="module")

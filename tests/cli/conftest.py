@@ -1,28 +1,18 @@
-"""A real ``hps serve`` per test module and backend (SQLite, PostgreSQL), and the ``hps`` CLI aimed at it."""
+"""The ``hps`` CLI aimed at the module's real server (the root conftest's ``api_server``: SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 
 from harness.cli import Hps
-from harness.databases import database
-from harness.servers import RunningServer, start_server
+from harness.servers import RunningServer
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    """One server per module and backend; the tests give their studies unique names."""
-    directory = tmp_path_factory.mktemp(f"cli-server-{request.param}")
-    with database(str(request.param), directory) as url:
-        running = start_server(url, directory)
-        try:
-            yield running
-        finally:
-            running.process.stop()
+@pytest.fixture
+def server(api_server: RunningServer) -> RunningServer:
+    """The module's server, under the name the CLI tests use."""
+    return api_server
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,16 @@ def start_server(database_url: str, data_dir: Path, port: int = 0, **env: str) -
         process.stop()
         raise
     return RunningServer(process, base_url, database_url, data_dir)
+
+
+@contextmanager
+def serving(database_url: str, data_dir: Path, **env: str) -> Iterator[RunningServer]:
+    """:func:`start_server` for a ``with`` block: the server is stopped (by PID) when the block ends."""
+    server = start_server(database_url, data_dir, **env)
+    try:
+        yield server
+    finally:
+        server.process.stop()
 
 
 # Fixtures that start servers hand tests one of these.

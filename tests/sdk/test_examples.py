@@ -11,7 +11,7 @@ import pytest
 
 from harness.databases import sqlite_url
 from harness.processes import ManagedProcess
-from harness.servers import ADMIN_TOKEN, RunningServer, start_server
+from harness.servers import ADMIN_TOKEN, RunningServer, serving
 from service.client import HpsClient
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -22,11 +22,8 @@ TRIALS = 3
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One SQLite server for both examples."""
     directory = tmp_path_factory.mktemp("examples-server")
-    running = start_server(sqlite_url(directory), directory)
-    try:
+    with serving(sqlite_url(directory), directory) as running:
         yield running
-    finally:
-        running.process.stop()
 
 
 @pytest.mark.parametrize("script", ["torch_external.py", "keras_external.py"])

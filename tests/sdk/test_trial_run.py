@@ -11,7 +11,7 @@ import pytest
 from harness.api import unique
 from harness.databases import sqlite_url
 from harness.external import external_spec
-from harness.servers import ADMIN_TOKEN, RunningServer, start_server
+from harness.servers import ADMIN_TOKEN, RunningServer, serving
 from service.client import HpsClient, HpsError
 from service.trial_run import NO_COMPLETE_REASON, TrialPruned
 
@@ -23,17 +23,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """Two-second leases reaped within a third of a second: a trial nobody heartbeats is lost quickly,
     and one the SDK keeps alive visibly outlives its first lease."""
     directory = tmp_path_factory.mktemp("sdk-server")
-    running = start_server(
+    with serving(
         sqlite_url(directory),
         directory,
         HPS_LEASE_SECONDS=str(LEASE_S),
         HPS_HEARTBEAT_SECONDS="1",
         HPS_REAPER_INTERVAL_SECONDS="0.3",
-    )
-    try:
+    ) as running:
         yield running
-    finally:
-        running.process.stop()
 
 
 @pytest.fixture
