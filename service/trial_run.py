@@ -20,28 +20,27 @@ How the block ends decides how the trial ends:
 - the block ends normally without a completion: ``failed`` with reason ``"trial ended without complete"``,
   and a warning is logged: a finished trial must say what it scored.
 
-A heartbeat thread keeps the lease alive between reports, at a third of the lease's remaining time (the
-worker's rhythm). When the service says the lease is lost (409), ``lease_lost`` becomes true and nothing
-more is sent on the trial's behalf: its params were re-queued and the retry's result is the one that counts.
+A heartbeat thread (:class:`service.leases.LeaseKeeper`, the workers' own) keeps the lease alive between
+reports, at a third of the lease's remaining time. When the service says the lease is lost (409),
+``lease_lost`` becomes true and nothing more is sent on the trial's behalf: its params were re-queued and
+the retry's result is the one that counts.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from service.api.schemas import AskOut, ReportOut, TrialOut
+from service.leases import LeaseKeeper
 
 if TYPE_CHECKING:
     from service.client import HpsClient
 
 log = logging.getLogger(__name__)
 
-MIN_HEARTBEAT_S = 0.2
-OUTAGE_RETRY_S = 1.0
 NO_COMPLETE_REASON = "trial ended without complete"
 Ending = Literal["pruned", "failed", "diverged"]
 
@@ -62,15 +61,10 @@ class TrialRun:
         self.study_id = study_id
         self._heartbeat_s = heartbeat_s
         self._asked: AskOut | None = None
-        self._expires_at = datetime.now(UTC)
+        self._lease: LeaseKeeper | None = None
         self._last_report: ReportOut | None = None
         self.last_step: int | None = None
-        self._stop_requested = threading.Event()
-        self._lost = threading.Event()
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
         self.result: TrialOut | None = None
-        self.heartbeats = 0
 
     # The trial
 
@@ -92,17 +86,22 @@ class TrialRun:
     @property
     def should_stop(self) -> bool:
         """Whether the service asked the trial to stop (the study was cancelled or ran out of time)."""
-        return self._stop_requested.is_set()
+        return self._keeper().stop_requested.is_set()
 
     @property
     def lease_lost(self) -> bool:
         """Whether the service reaped the lease: nothing this trial sends counts any more."""
-        return self._lost.is_set()
+        return self._keeper().lost.is_set()
 
     @property
     def lease_expires_at(self) -> datetime:
         """When the lease runs out unless a heartbeat or a report extends it (as last heard)."""
-        return self._expires_at
+        return self._keeper().expires_at
+
+    @property
+    def heartbeats(self) -> int:
+        """How many heartbeats the service has answered."""
+        return self._keeper().beats
 
     @property
     def completed(self) -> bool:
@@ -115,7 +114,7 @@ class TrialRun:
         self._last_report = answer
         self.last_step = step
         if answer.should_stop:
-            self._stop_requested.set()
+            self._keeper().stop_requested.set()
         return answer
 
     def prune(self, reason: str | None = None) -> None:
@@ -141,18 +140,20 @@ class TrialRun:
 
     def __enter__(self) -> Self:
         self._asked = self._client.ask(self.study_id)
-        self._expires_at = self._asked.lease.expires_at
-        self._thread = threading.Thread(
-            target=self._beat, name=f"hps-heartbeat-{self.study_id}-{self.number}", daemon=True
-        )
-        self._thread.start()
+        self._lease = LeaseKeeper(
+            self._client,
+            self.study_id,
+            self._asked.number,
+            self._asked.lease.expires_at,
+            interval_s=self._heartbeat_s,
+        ).start()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> bool:
         self._stop_heartbeats()
-        if self.result is not None or self._lost.is_set():
+        if self.result is not None or self.lease_lost:
             return False
         if error is None:
             log.warning("trial %s/%s: %s; recorded as failed", self.study_id, self.number, NO_COMPLETE_REASON)
@@ -176,42 +177,18 @@ class TrialRun:
             # The crash is what the caller must see; the lease expiry will fail the trial for us.
             log.warning("trial %s/%s: could not record the failure: %s", self.study_id, self.number, failure)
 
-    # Heartbeats
+    # Plumbing
 
     def _ask(self) -> AskOut:
         if self._asked is None:
             raise RuntimeError("the trial starts when the `with` block is entered")
         return self._asked
 
-    def _interval(self) -> float:
-        if self._heartbeat_s is not None:
-            return self._heartbeat_s
-        remaining = (self._expires_at - datetime.now(UTC)).total_seconds()
-        return max(MIN_HEARTBEAT_S, remaining / 3)
-
-    def _beat(self) -> None:
-        from service.client import HpsError  # late: the client imports this module on run_trial
-
-        wait = self._interval()
-        while not self._done.wait(wait):
-            try:
-                answer = self._client.heartbeat(self.study_id, self.number)
-            except HpsError as failure:
-                if failure.status == 409:
-                    log.warning("trial %s/%s: lease lost (%s)", self.study_id, self.number, failure.detail)
-                    self._lost.set()
-                    return
-                # An outage or a refusal we cannot fix: keep beating; the lease may outlive a short one.
-                log.info("trial %s/%s: heartbeat failed: %s", self.study_id, self.number, failure)
-                wait = OUTAGE_RETRY_S
-                continue
-            self.heartbeats += 1
-            self._expires_at = answer.lease.expires_at
-            if answer.should_stop:
-                self._stop_requested.set()
-            wait = self._interval()
+    def _keeper(self) -> LeaseKeeper:
+        if self._lease is None:
+            raise RuntimeError("the trial starts when the `with` block is entered")
+        return self._lease
 
     def _stop_heartbeats(self) -> None:
-        self._done.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=30)
+        if self._lease is not None:
+            self._lease.stop()

@@ -24,10 +24,10 @@ import torch
 
 from service.api.schemas import ClaimOut
 from service.client import HpsClient, HpsError, Outcome
+from service.leases import LeaseKeeper
 from workers.backoff import Backoff, call_with_retry
 from workers.devices import parse_device
 from workers.faults import FaultyTask, fault_from_environment
-from workers.leases import LeaseKeeper
 from workers.registry import Registry, ResolvedTask
 from workers.tasks.base import Task, TaskFactory
 from workers.training import Decision, EpochResult, TrainingOutcome, TrainingPlan, train
