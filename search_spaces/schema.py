@@ -21,6 +21,9 @@ MAX_PARAMS = 64
 MAX_CHOICES = 256
 MAX_CHOICE_LENGTH = 200
 MAX_STARTS = 32
+# Optuna stores every param value as a float: integers beyond 2^53 would not come back as they were sent,
+# and a range may not hold more than this many steps.
+MAX_EXACT_INTEGER = 2**53
 # Names cannot contain "-", so the Optuna name "1-<name>" that reverse_log uses
 # can never collide with another parameter's name.
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}")
@@ -214,10 +217,20 @@ def _check_bounds(name: str, low: float, high: float) -> None:
                 f"params.{name}.{field}",
                 f"{name}: {field} must be a finite number, got {value}",
             )
+        if isinstance(value, int) and abs(value) > MAX_EXACT_INTEGER:
+            raise SearchSpaceError(
+                f"params.{name}.{field}",
+                f"{name}: {field} must lie within ±2^53 (Optuna stores values as floats), got {value}",
+            )
     if low >= high:
         raise SearchSpaceError(
             f"params.{name}.low",
             f"{name}: low ({low}) must be less than high ({high})",
+        )
+    if not math.isfinite(float(high) - float(low)):
+        raise SearchSpaceError(
+            f"params.{name}.high",
+            f"{name}: high - low must be a finite number; the range [{low}, {high}] is too wide",
         )
 
 
@@ -258,6 +271,13 @@ def _check_step(name: str, span: Decimal, step: Decimal) -> None:
         raise SearchSpaceError(
             f"params.{name}.step",
             f"{name}: step ({step}) must be at most high - low ({span})",
+        )
+    # Checked before the remainder: Decimal's remainder fails once the quotient has more digits than its
+    # precision (28), which 2^53 steps never reach.
+    if span / step > MAX_EXACT_INTEGER:
+        raise SearchSpaceError(
+            f"params.{name}.step",
+            f"{name}: the range holds more than 2^53 steps of {step}; use a larger step",
         )
     if span % step != 0:
         raise SearchSpaceError(

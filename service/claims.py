@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session
 
 from service.clock import utcnow
 from service.errors import Conflict, StudyNotFound
-from service.sampling import Sampling
+from service.sampling import OptunaFailed, Sampling
 from service.store.database import Database
 from service.store.studies import StudyRecord, StudyRepository
 from service.store.trials import TrialRepository
 from service.store.workers import WorkerRepository
 from service.strategies import trial_seed
-from service.trials import AskedTrial, check_can_start, lock_study, start_trial
+from service.trials import AskedTrial, check_can_start, fail_broken_study, lock_study, start_trial
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,10 @@ def claim_trial(
             claim = db.run(work, write=True)
         except (Conflict, StudyNotFound):
             continue  # it filled up, finished or vanished since the candidates were read
+        except OptunaFailed as failure:
+            # One broken study must not stall every worker of its project: end it, serve the next.
+            fail_broken_study(db, sampling, failure, moment)
+            continue
         _seen(db, worker_id, device, tasks, moment, claimed=True)
         return claim
     _seen(db, worker_id, device, tasks, moment, claimed=False)
@@ -79,7 +83,7 @@ def _claim_in(
     session: Session, sampling: Sampling, study_id: int, worker_id: str, now: datetime, lease: timedelta
 ) -> Claim:
     study = lock_study(session, study_id)
-    runtime = sampling.runtime(study.id, study.name, study.spec)
+    runtime = sampling.runtime(study.id, study.optuna_name, study.spec)
     progress = check_can_start(session, study, runtime, now)
     queued = TrialRepository(session).next_queued(study_id) if progress.queued else None
     asked = start_trial(session, runtime, study, progress, queued, worker_id, now, lease)

@@ -11,6 +11,7 @@ It needs a URL and a token, nothing else: no database credentials, no server imp
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
@@ -34,6 +35,8 @@ from service.api.schemas import (
     TrialOut,
     TrialPage,
 )
+from service.input_rules import sendable_text
+from service.specs import MAX_REASON
 
 if TYPE_CHECKING:
     from service.trial_run import TrialRun
@@ -104,12 +107,18 @@ class HpsClient:
         if isinstance(ref, int) or ref.isdigit():
             return self.get_study(int(ref))
         try:
-            for study in self.studies(name=ref):
-                return study
+            found = list(itertools.islice(self.studies(name=ref, page_size=2), 2))
         except HpsError as error:
             if error.status != 422:  # 422: not even a valid study name, so no study has it
                 raise
-        raise HpsError(404, "study_not_found", f"no study named {ref!r}", field="study")
+            found = []
+        if len(found) > 1:
+            # Names are unique within a project; a token that sees every project may see two.
+            detail = f"several projects have a study named {ref!r}: give its id"
+            raise HpsError(409, "ambiguous_name", detail, field="study")
+        if not found:
+            raise HpsError(404, "study_not_found", f"no study named {ref!r}", field="study")
+        return found[0]
 
     def studies(
         self, state: str | None = None, page_size: int = 100, *, name: str | None = None
@@ -166,7 +175,7 @@ class HpsClient:
         if value is not None:
             body["value"] = value
         if reason is not None:
-            body["reason"] = reason
+            body["reason"] = sendable_text(reason, MAX_REASON)
         return self._call("POST", f"/v1/studies/{study_id}/trials/{number}/complete", TrialOut, json=body)
 
     def trial(self, study_id: int, number: int) -> TrialOut:

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         default=100.0, ge=0, description="Requests per second per token (0 turns the limit off)."
     )
     rate_limit_burst: int = Field(default=200, ge=1)
+    auth_failure_rate_per_second: float = Field(
+        default=1.0,
+        ge=0,
+        description="Failed authentications per second per client address (0 turns the limit off).",
+    )
+    auth_failure_burst: int = Field(default=30, ge=1)
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser; none by default."
     )

@@ -17,14 +17,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 # Wider than any daylight-saving shift (two hours at most), so a walk that starts this far before
 # (or after) a moment on the wall clock cannot miss a slot the shift moved across it.
 _SHIFT_MARGIN = timedelta(hours=3)
 _MAX_GAP_MINUTES = 24 * 60
+# A cron must fire within this long from now: long enough for "0 0 29 2 *" (eight years apart around
+# 2100), short enough to refuse expressions that never fire, such as "0 0 30 2 *".
+FIRING_HORIZON = timedelta(days=366 * 10)
 
 
 class CronError(ValueError):
@@ -42,15 +46,27 @@ def check_cron(expression: str) -> str:
     normalized = " ".join(fields)
     if not croniter.is_valid(normalized):
         raise CronError(f"{expression!r} is not a valid cron expression")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    try:
+        first = croniter(normalized, now).get_next(datetime)
+    except CroniterError:
+        first = None
+    if first is None or first > now + FIRING_HORIZON:
+        raise CronError(f"{expression!r} never fires in the next ten years (e.g. February 30th)")
     return normalized
 
 
 def check_timezone(name: str) -> ZoneInfo:
-    """The IANA time zone ``name`` (e.g. ``Europe/Berlin``, ``UTC``)."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise CronError(f"{name!r} is not a known IANA time zone, e.g. 'UTC' or 'Europe/Berlin'") from None
+    """The IANA time zone ``name`` (e.g. ``Europe/Berlin``, ``UTC``): a zone's key, never a folder of
+    zones such as ``Europe`` or a path."""
+    if name not in _zone_keys():
+        raise CronError(f"{name!r} is not a known IANA time zone, e.g. 'UTC' or 'Europe/Berlin'")
+    return ZoneInfo(name)
+
+
+@cache
+def _zone_keys() -> frozenset[str]:
+    return frozenset(available_timezones())
 
 
 @dataclass(frozen=True)

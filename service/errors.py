@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class DomainError(Exception):
     """Base of every error a client may see. ``status`` is the HTTP status the API answers with."""
@@ -57,7 +59,7 @@ class Conflict(DomainError):
 
 
 class StudyNameTaken(Conflict):
-    """Study names are unique across the database, because Optuna's are."""
+    """Study names are unique within a project."""
 
     code = "name_taken"
 
@@ -72,6 +74,15 @@ class StudyNotRunning(Conflict):
 
     def __init__(self, study_id: int, state: str) -> None:
         super().__init__(f"study {study_id} is {state}; it hands out no trials")
+
+
+class StudyBroken(Conflict):
+    """Optuna failed on the study's own settings; the study was ended as failed, with the reason."""
+
+    code = "study_broken"
+
+    def __init__(self, study_id: int, reason: str) -> None:
+        super().__init__(f"study {study_id} failed and hands out no more trials: {reason}")
 
 
 class BudgetExhausted(Conflict):
@@ -127,6 +138,17 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class RateLimited(DomainError):
+    """Too many requests from one credential, or too many failed authentications from one address (429)."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, detail: str, retry_after_s: float) -> None:
+        super().__init__(detail)
+        self.retry_after_s = max(1, math.ceil(retry_after_s))
+
+
 class ServiceUnavailable(DomainError):
     """The database cannot be reached, or stays locked; the client should retry later (503)."""
 
@@ -154,7 +176,7 @@ class ScheduleNotFound(NotFound):
 
 
 class ScheduleNameTaken(Conflict):
-    """Schedule names are unique across the database, like the names of the studies they create."""
+    """Schedule names are unique within a project, like the names of the studies they create."""
 
     code = "name_taken"
 

@@ -18,12 +18,12 @@ from starlette.concurrency import run_in_threadpool
 from service.clock import utcnow
 from service.errors import DomainError
 from service.queue import drop_queued
-from service.sampling import Sampling
+from service.sampling import OptunaFailed, Sampling
 from service.specs import Completion
 from service.store.database import Database
 from service.store.studies import StudyRepository
 from service.store.trials import TrialRepository
-from service.trials import finish_trial, lock_study, settle_study
+from service.trials import fail_broken_study, finish_trial, lock_study, settle_study
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ def reap_expired(db: Database, sampling: Sampling, now: datetime | None = None) 
             reaped += db.run(work, write=True)
         except DomainError as error:  # e.g. the study was deleted meanwhile
             log.info("not reaping trial %s/%s: %s", candidate.study_id, candidate.number, error)
+        except OptunaFailed as failure:
+            fail_broken_study(db, sampling, failure, moment)
     return reaped
 
 
@@ -58,7 +60,7 @@ def _reap_one(session: Session, sampling: Sampling, study_id: int, number: int, 
         return False  # another replica, or the worker itself, got there first
     if trial.lease_expires_at is not None and trial.lease_expires_at >= now:
         return False  # extended meanwhile
-    runtime = sampling.runtime(study.id, study.name, study.spec)
+    runtime = sampling.runtime(study.id, study.optuna_name, study.spec)
     since = trial.lease_expires_at.isoformat() if trial.lease_expires_at else "never leased"
     completion = Completion(state="failed", reason=f"{LEASE_EXPIRED}: no heartbeat; lease ended {since}")
     finish_trial(session, runtime, trial, completion, now, by_service=True)
@@ -79,7 +81,7 @@ def settle_deadlines(db: Database, sampling: Sampling, now: datetime | None = No
             if study.state != "running":
                 return
             drop_queued(session, study_id, reason="budget.timeout_s reached", now=moment)
-            settle_study(session, study, sampling.runtime(study.id, study.name, study.spec), moment)
+            settle_study(session, study, sampling.runtime(study.id, study.optuna_name, study.spec), moment)
 
         db.run(work, write=True)
     return len(overdue)

@@ -10,23 +10,53 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import optuna
+from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage, RDBStorage
+from sqlalchemy.exc import SQLAlchemyError
 
 from search_spaces import CompiledSpace, ParamValue, compile_space
+from service.errors import DomainError
 from service.specs import StudySpec
 from service.store.draft import Draft, DraftStorage
 from service.strategies import build_pruner, build_sampler, reseed_for_trial
 
 _MAX_CACHED_STUDIES = 256
+_MAX_REASON = 400
+T = TypeVar("T")
+
+
+class OptunaFailed(Exception):
+    """Optuna failed on a study's own settings while building its sampler or pruner, sampling or pruning.
+    Not the database's failure, nor the request's: the study cannot go on, and the caller ends it as
+    failed (``service.trials.fail_broken_study``) so that it stops taking every ask and claim down."""
+
+    def __init__(self, study_id: int, stage: str, cause: BaseException) -> None:
+        detail = f"{type(cause).__name__}: {cause}"
+        super().__init__(f"Optuna failed while {stage}: {detail}"[:_MAX_REASON])
+        self.study_id = study_id
+        self.reason = str(self.args[0])
+
+
+def _guarded(study_id: int, stage: str, action: Callable[[], T]) -> T:
+    """Run ``action``; failures that are neither the database's nor a domain error become
+    :class:`OptunaFailed`."""
+    try:
+        return action()
+    except (SQLAlchemyError, StorageInternalError, DomainError):
+        raise
+    except Exception as exc:
+        raise OptunaFailed(study_id, stage, exc) from exc
 
 
 class StudyRuntime:
     """The Optuna objects of one study in this process."""
 
-    def __init__(self, study_name: str, spec: StudySpec, storage: BaseStorage) -> None:
+    def __init__(self, study_id: int, study_name: str, spec: StudySpec, storage: BaseStorage) -> None:
+        self.study_id = study_id
         self.spec = spec
         self.space: CompiledSpace = compile_space(spec.search_space)
         self.sampler = build_sampler(spec.sampler, self.space)
@@ -49,7 +79,7 @@ class StudyRuntime:
                 if self.spec.sampler.seed is not None:
                     reseed_for_trial(self.sampler, self.spec.sampler.seed, draft.number)
                 trial = optuna.trial.Trial(self._sampling_study, draft.trial_id)
-                params = self.space.suggest(trial)
+                params = _guarded(self.study_id, "sampling", lambda: self.space.suggest(trial))
             finally:
                 sampled = self._drafts.finish()
         return sampled, params
@@ -66,7 +96,10 @@ class StudyRuntime:
         with self.lock:
             self._drafts.begin(draft)
             try:
-                answer = bool(self.pruner.prune(self._sampling_study, draft.frozen()))
+                frozen = draft.frozen()
+                answer = _guarded(
+                    self.study_id, "pruning", lambda: bool(self.pruner.prune(self._sampling_study, frozen))
+                )
             finally:
                 pruned = self._drafts.finish()
         return answer, pruned
@@ -89,7 +122,11 @@ class Sampling:
             if runtime is not None:
                 self._runtimes.move_to_end(study_id)
                 return runtime
-        built = StudyRuntime(study_name, StudySpec.model_validate(spec), self.storage)
+        built = _guarded(
+            study_id,
+            "building the sampler and pruner",
+            lambda: StudyRuntime(study_id, study_name, StudySpec.model_validate(spec), self.storage),
+        )
         with self._lock:
             runtime = self._runtimes.setdefault(study_id, built)
             self._runtimes.move_to_end(study_id)

@@ -77,7 +77,7 @@ def create_schedule(
 
     def work(session: Session) -> ScheduleRecord:
         schedules = ScheduleRepository(session)
-        if schedules.get_by_name(spec.name) is not None:
+        if schedules.get_by_name(spec.name, project) is not None:
             raise ScheduleNameTaken(spec.name)
         return schedules.add(
             ScheduleRecord(

@@ -11,18 +11,24 @@ import json
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, JsonValue, ValidationInfo, field_validator
 
 from search_spaces import SearchSpace
+from service.input_rules import RequestModel
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 REGISTRY_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 MAX_TRIALS = 10_000
 MAX_ATTRS_BYTES = 256 * 1024
+MAX_REASON = 500
+# Steps of a learning curve (the Report's bound), and what pruners count in.
+MAX_STEP = 10_000_000
+Resource = Annotated[int, Field(ge=1, le=MAX_STEP)]
 
 
-class Frozen(BaseModel):
-    """Immutable, strict models: unknown fields are errors, not silently dropped."""
+class Frozen(RequestModel):
+    """Immutable, strict models: unknown fields are errors, not silently dropped, and every value meets
+    the input rules (``service.input_rules``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -109,9 +115,9 @@ class MedianPruner(Frozen):
 
     name: Literal["median"]
     n_startup_trials: int = Field(default=5, ge=0, le=MAX_TRIALS)
-    n_warmup_steps: int = Field(default=0, ge=0)
-    interval_steps: int = Field(default=1, ge=1)
-    n_min_trials: int = Field(default=1, ge=1)
+    n_warmup_steps: int = Field(default=0, ge=0, le=MAX_STEP)
+    interval_steps: int = Field(default=1, ge=1, le=MAX_STEP)
+    n_min_trials: int = Field(default=1, ge=1, le=MAX_TRIALS)
 
 
 class PercentilePruner(Frozen):
@@ -120,29 +126,37 @@ class PercentilePruner(Frozen):
     name: Literal["percentile"]
     percentile: float = Field(default=25.0, ge=0.0, le=100.0)
     n_startup_trials: int = Field(default=5, ge=0, le=MAX_TRIALS)
-    n_warmup_steps: int = Field(default=0, ge=0)
-    interval_steps: int = Field(default=1, ge=1)
-    n_min_trials: int = Field(default=1, ge=1)
+    n_warmup_steps: int = Field(default=0, ge=0, le=MAX_STEP)
+    interval_steps: int = Field(default=1, ge=1, le=MAX_STEP)
+    n_min_trials: int = Field(default=1, ge=1, le=MAX_TRIALS)
 
 
 class SuccessiveHalvingPruner(Frozen):
     """Asynchronous successive halving: keep the top 1/reduction_factor at each rung."""
 
     name: Literal["successive_halving"]
-    min_resource: int | Literal["auto"] = "auto"
+    min_resource: Resource | Literal["auto"] = "auto"
     reduction_factor: int = Field(default=4, ge=2, le=100)
     min_early_stopping_rate: int = Field(default=0, ge=0, le=100)
-    bootstrap_count: int = Field(default=0, ge=0)
+    bootstrap_count: int = Field(default=0, ge=0, le=MAX_TRIALS)
 
 
 class HyperbandPruner(Frozen):
     """Hyperband: several successive-halving brackets; the default pruner for epoch-based tasks."""
 
     name: Literal["hyperband"]
-    min_resource: int = Field(default=1, ge=1)
-    max_resource: int | Literal["auto"] = "auto"
+    min_resource: Resource = 1
+    max_resource: Resource | Literal["auto"] = "auto"
     reduction_factor: int = Field(default=3, ge=2, le=100)
-    bootstrap_count: int = Field(default=0, ge=0)
+    bootstrap_count: int = Field(default=0, ge=0, le=MAX_TRIALS)
+
+    @field_validator("max_resource")
+    @classmethod
+    def _max_at_least_min(cls, value: int | str, info: ValidationInfo) -> int | str:
+        low = info.data.get("min_resource")
+        if isinstance(value, int) and isinstance(low, int) and value < low:
+            raise ValueError(f"max_resource ({value}) must be at least min_resource ({low})")
+        return value
 
 
 PrunerSpec = Annotated[
@@ -187,7 +201,10 @@ class StudySpec(Frozen):
 class Report(Frozen):
     """One point of a trial's learning curve: the study's metric after ``step`` (e.g. an epoch)."""
 
-    step: int = Field(ge=0, le=10_000_000)
+    # NaN or infinity is how a diverging run reports; the service prunes it.
+    non_finite_fields = frozenset({"value"})
+
+    step: int = Field(ge=0, le=MAX_STEP)
     value: float
 
 
@@ -215,7 +232,7 @@ class Completion(Frozen):
 
     state: Literal["complete", "pruned", "failed", "diverged"]
     value: float | None = Field(default=None, validate_default=True)
-    reason: str | None = Field(default=None, max_length=500)
+    reason: str | None = Field(default=None, max_length=MAX_REASON)
     attrs: dict[str, JsonValue] = Field(default_factory=dict, max_length=100)
 
     @field_validator("value")

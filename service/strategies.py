@@ -9,14 +9,20 @@ given history, whichever replica samples them, and never repeat between consecut
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
 import optuna
 from optuna.samplers import BaseSampler
 from optuna.samplers._lazy_random_state import LazyRandomState
+from optuna.storages import InMemoryStorage
+from pydantic import BaseModel
 
 from search_spaces import CompiledSpace
 from service.errors import InvalidInput
 from service.specs import (
+    MAX_TRIALS,
     CmaesSampler,
     GpSampler,
     GridSampler,
@@ -32,17 +38,76 @@ from service.specs import (
     TpeSampler,
 )
 
+T = TypeVar("T")
+# Learning-curve steps the rehearsal reports: the first epochs, where pruners decide first.
+_REHEARSAL_STEPS = (1, 2, 3)
+_REHEARSAL_TRIALS = 3
+
 
 def check_sampler(spec: SamplerSpec, space: CompiledSpace) -> None:
     """Raise :class:`InvalidInput` when the sampler cannot search this space at all."""
     if isinstance(spec, TpeSampler) and spec.group and not spec.multivariate:
         raise InvalidInput("sampler.group needs sampler.multivariate", field="sampler.group")
-    if isinstance(spec, GridSampler) and space.grid_values() is None:
+    if isinstance(spec, GridSampler):
+        # Counted without enumerating: Optuna's GridSampler lists every point when it is built.
+        size = space.size()
+        if size is None:
+            raise InvalidInput(
+                "the grid sampler needs a fully discrete search space (categorical, int, or float "
+                "with step); this one has a continuous parameter",
+                field="sampler.name",
+            )
+        if size > MAX_TRIALS:
+            raise InvalidInput(
+                f"the grid sampler tries every point, and this space has {_magnitude(size)} points; "
+                f"a grid may have at most {MAX_TRIALS} (the trial cap)",
+                field="search_space",
+            )
+
+
+def rehearse(
+    sampler: SamplerSpec, pruner: PrunerSpec, space: CompiledSpace, direction: Literal["minimize", "maximize"]
+) -> None:
+    """Build the sampler and pruner exactly as a study's trials will, and run a few trials of the space
+    through them on an in-memory study: whatever Optuna refuses is an :class:`InvalidInput` naming the
+    sampler's or pruner's field, at creation, instead of a failure at every ask later.
+    Call :func:`check_sampler` first (it keeps a huge grid from being enumerated)."""
+    built_sampler = _building("sampler", sampler, lambda: build_sampler(sampler, space))
+    built_pruner = _building("pruner", pruner, lambda: build_pruner(pruner))
+    study = optuna.create_study(
+        storage=InMemoryStorage(), sampler=built_sampler, pruner=built_pruner, direction=direction
+    )
+    for number in range(_REHEARSAL_TRIALS):
+        trial = _building("sampler", sampler, study.ask)
+        _building("sampler", sampler, lambda: space.suggest(trial))  # noqa: B023 (called at once)
+        for step in _REHEARSAL_STEPS:
+            trial.report(float(number), step)
+            _building("pruner", pruner, trial.should_prune)
+        study.tell(trial, float(number))
+
+
+def _building(section: str, spec: BaseModel, action: Callable[[], T]) -> T:
+    """Run ``action``; turn any failure into a 422 on ``section`` (or the field its message names)."""
+    try:
+        return action()
+    except Exception as exc:
+        message = str(exc)
+        mentioned = {
+            found.start(): name
+            for name in type(spec).model_fields
+            if (found := re.search(rf"\b{name}\b", message)) is not None
+        }
+        field = f"{section}.{mentioned[min(mentioned)]}" if mentioned else section
+        label = getattr(spec, "name", section)
         raise InvalidInput(
-            "the grid sampler needs a fully discrete search space (categorical, int, or float "
-            "with step); this one has a continuous parameter",
-            field="sampler.name",
-        )
+            f"Optuna's {label} {section} cannot work with these settings: {type(exc).__name__}: {exc}",
+            field=field,
+        ) from None
+
+
+def _magnitude(count: int) -> str:
+    digits = len(str(count))
+    return f"{count}" if digits <= 12 else f"about 10^{digits - 1}"
 
 
 def build_sampler(spec: SamplerSpec, space: CompiledSpace) -> BaseSampler:

@@ -13,20 +13,21 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from search_spaces import ParamValue, SearchSpaceError, compile_space, resolve
+from search_spaces import CompiledSpace, ParamValue, SearchSpaceError, compile_space, resolve
 from service.access import require_study
 from service.clock import utcnow
-from service.errors import InvalidInput, StudyNameTaken, StudyNotFound
+from service.errors import InvalidInput, StudyNameTaken
 from service.queue import drop_queued, enqueue_trial
 from service.sampling import Sampling
 from service.specs import StudySpec, SuccessiveHalvingPruner, TaskSpec
 from service.store.database import Database
 from service.store.optuna_tables import OptunaTables
-from service.store.studies import StudyRecord, StudyRepository
+from service.store.studies import StudyRecord, StudyRepository, optuna_study_name
 from service.store.trials import TrialRepository
-from service.strategies import check_sampler
+from service.strategies import check_sampler, rehearse
 from service.views import StudyView, study_views
 from workers.registry import Registry, UnknownName
+from workers.trial_params import check_space
 
 DEFAULT_N_TRIALS = 20
 
@@ -41,7 +42,9 @@ def normalize_spec(spec: StudySpec, registry: Registry) -> StudySpec:
         raise InvalidInput(str(exc), field="search_space") from None
     check_sampler(spec.sampler, compiled)
     if spec.task is not None:
+        _check_space_for_task(compiled, registry, spec.task.name)
         spec = _with_task_defaults(spec, spec.task, registry)
+    rehearse(spec.sampler, spec.pruner, compiled, spec.direction)
     budget = spec.budget
     grid_size = compiled.size() if spec.sampler.name == "grid" else None
     if budget.n_trials is None:
@@ -89,6 +92,16 @@ def _with_task_defaults(spec: StudySpec, task: TaskSpec, registry: Registry) -> 
     return spec.model_copy(update=update)
 
 
+def _check_space_for_task(compiled: CompiledSpace, registry: Registry, task: str) -> None:
+    """Every configuration the space can produce must be one the task's workers run."""
+    try:
+        check_space(compiled, registry.task(task).optimizers)
+    except UnknownName as exc:
+        raise InvalidInput(exc.message, field="task.name") from None
+    except SearchSpaceError as exc:
+        raise InvalidInput(exc.message, field=f"search_space.{exc.field}") from None
+
+
 def create_study(
     db: Database,
     spec: StudySpec,
@@ -123,12 +136,15 @@ def add_study(
     compiled = compile_space(spec.search_space)
     timeout = spec.budget.timeout_s
     optuna_tables = OptunaTables(session)
-    if optuna_tables.study_id_by_name(spec.name) is not None:
+    optuna_name = optuna_study_name(project, spec.name)
+    taken = StudyRepository(session).get_by_name(spec.name, project) is not None
+    if taken or optuna_tables.study_id_by_name(optuna_name) is not None:
         raise StudyNameTaken(spec.name)
-    study_id = optuna_tables.create_study(spec.name, spec.direction)
+    study_id = optuna_tables.create_study(optuna_name, spec.direction)
     record = StudyRecord(
         id=study_id,
         name=spec.name,
+        optuna_name=optuna_name,
         project=project,
         state="running",
         state_reason=None,
@@ -154,18 +170,6 @@ def get_study(db: Database, study_id: int, *, project: str | None = None) -> Stu
 
     def work(session: Session) -> StudyView:
         return study_views(session, [require_study(session, study_id, project)])[0]
-
-    return db.run(work, write=False)
-
-
-def find_study(db: Database, name: str, *, project: str | None = None) -> StudyView:
-    """One study by name, or ``StudyNotFound``."""
-
-    def work(session: Session) -> StudyView:
-        record = StudyRepository(session).get_by_name(name)
-        if record is None or (project is not None and record.project != project):
-            raise StudyNotFound(name)
-        return study_views(session, [record])[0]
 
     return db.run(work, write=False)
 

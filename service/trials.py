@@ -6,6 +6,7 @@ lock where trial numbers or the budget are concerned, so ten clients asking at o
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -23,12 +24,13 @@ from service.errors import (
     LeaseLost,
     NotFound,
     ParallelLimitReached,
+    StudyBroken,
     StudyNotRunning,
     StudyOutOfTime,
     TrialNotFound,
 )
 from service.queue import drop_queued, enqueue_trial
-from service.sampling import Sampling, StudyRuntime
+from service.sampling import OptunaFailed, Sampling, StudyRuntime
 from service.specs import Completion, Report
 from service.store.database import Database
 from service.store.draft import NEW_TRIAL_ID, Draft
@@ -36,6 +38,8 @@ from service.store.optuna_tables import OptunaTables
 from service.store.studies import StudyRecord, StudyRepository
 from service.store.trials import Progress, TrialRecord, TrialRepository
 from service.views import TrialView, trial_views
+
+log = logging.getLogger(__name__)
 
 # Failures of the infrastructure rather than of the configuration: the same params get another attempt.
 RETRYABLE_REASONS = frozenset({"lease-expired", "oom", "worker-lost", "device-error"})
@@ -91,12 +95,32 @@ def ask_trial(
 
     def work(session: Session) -> AskedTrial:
         study = lock_study(session, study_id, project)
-        runtime = sampling.runtime(study.id, study.name, study.spec)
+        runtime = sampling.runtime(study.id, study.optuna_name, study.spec)
         progress = check_can_start(session, study, runtime, moment)
         queued = TrialRepository(session).next_queued(study_id) if progress.queued else None
         return start_trial(session, runtime, study, progress, queued, worker_id, moment, lease)
 
-    return db.run(work, write=True)
+    try:
+        return db.run(work, write=True)
+    except OptunaFailed as failure:
+        fail_broken_study(db, sampling, failure, moment)
+        raise StudyBroken(study_id, failure.reason) from None
+
+
+def fail_broken_study(db: Database, sampling: Sampling, failure: OptunaFailed, now: datetime) -> None:
+    """End a study Optuna cannot go on with as ``failed``, with the reason, so that it stops failing
+    every ask and every claim; its queued trials are dropped, its running ones told to stop."""
+    log.error("study %s failed: %s", failure.study_id, failure.reason)
+
+    def work(session: Session) -> None:
+        study = StudyRepository(session).lock(failure.study_id)
+        if study is None or study.state not in ("running", "paused"):
+            return
+        drop_queued(session, study.id, reason="study failed", now=now)
+        StudyRepository(session).set_state(study.id, "failed", reason=failure.reason, now=now)
+
+    db.run(work, write=True)
+    sampling.forget(failure.study_id)
 
 
 def lock_study(session: Session, study_id: int, project: str | None = None) -> StudyRecord:
@@ -204,7 +228,7 @@ def report_trial(
             return ReportAnswer(should_prune=False, should_stop=True)
         if not math.isfinite(report.value):
             return ReportAnswer(should_prune=True, should_stop=False)
-        runtime = sampling.runtime(study.id, study.name, study.spec)
+        runtime = sampling.runtime(study.id, study.optuna_name, study.spec)
         draft = runtime.draft_of(number, study.id)
         if draft is None:
             return ReportAnswer(should_prune=False, should_stop=False)
@@ -214,7 +238,13 @@ def report_trial(
         optuna_tables.set_trial_system_attrs(trial.optuna_trial_id, recorded)
         return ReportAnswer(should_prune=prune, should_stop=False)
 
-    return db.run(work, write=True)
+    try:
+        return db.run(work, write=True)
+    except OptunaFailed as failure:
+        fail_broken_study(db, sampling, failure, moment)
+        # The study has stopped, so the report is recorded without asking the pruner, and answered
+        # with should_stop.
+        return db.run(work, write=True)
 
 
 def heartbeat_trial(
@@ -265,12 +295,16 @@ def complete_trial(
             if trial.completion is None:
                 raise LeaseLost(study_id, number, trial.state)
             raise CompletionConflict(study_id, number, trial.state)
-        runtime = sampling.runtime(study.id, study.name, study.spec)
+        runtime = sampling.runtime(study.id, study.optuna_name, study.spec)
         finished = finish_trial(session, runtime, trial, completion, moment)
         settle_study(session, study, runtime, moment)
         return trial_views(session, [finished])[0]
 
-    return db.run(work, write=True)
+    try:
+        return db.run(work, write=True)
+    except OptunaFailed as failure:
+        fail_broken_study(db, sampling, failure, moment)
+        raise StudyBroken(study_id, failure.reason) from None
 
 
 def finish_trial(

@@ -163,7 +163,7 @@ def _source_study(
             return None, "no earlier run of this schedule started a study"
         study = studies.get(run.study_id)
         return study, f"the previous run's study {run.study_name} was deleted"
-    found = studies.get_by_name(source)
-    if found is None or found.project != project:
+    found = studies.get_by_name(source, project)
+    if found is None:
         return None, f"no study named {source!r} in this project"
     return found, ""

@@ -17,6 +17,10 @@ T = TypeVar("T")
 # No answer at all (status 0), "later" (429, 503), a proxy in between failing (502, 504), or a server
 # bug (500): none of them says the request was wrong, so a worker waits and tries again.
 TRANSIENT_STATUSES = frozenset({0, 429, 500, 502, 503, 504})
+# An outage ends; a server error on one request may be that request's own bug and may never end, so
+# it is retried for a shorter while before the call gives up.
+SERVER_ERROR = 500
+SERVER_ERROR_PATIENCE_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -36,12 +40,16 @@ def call_with_retry(
     *,
     backoff: Backoff = Backoff(),
     give_up_after: float = 600.0,
+    give_up_on_server_errors_after: float = SERVER_ERROR_PATIENCE_S,
     stop: threading.Event | None = None,
     on_retry: Callable[[HpsError, float], None] | None = None,
 ) -> T:
-    """Call the API, retrying transient failures until ``give_up_after`` seconds have passed or
-    ``stop`` is set; other errors (404, 409, 422, …) are raised at once."""
-    deadline = time.monotonic() + give_up_after
+    """Call the API, retrying transient failures until ``give_up_after`` seconds have passed (server
+    errors, 500: ``give_up_on_server_errors_after``) or ``stop`` is set; other errors (404, 409, 422, …)
+    are raised at once. The last error is raised when the call gives up."""
+    started = time.monotonic()
+    deadline = started + give_up_after
+    server_error_deadline = started + min(give_up_after, give_up_on_server_errors_after)
     attempt = 0
     while True:
         try:
@@ -50,7 +58,8 @@ def call_with_retry(
             if error.status not in TRANSIENT_STATUSES:
                 raise
             wait = max(backoff.delay(attempt), error.retry_after or 0.0)
-            if time.monotonic() + wait > deadline or (stop is not None and stop.is_set()):
+            until = server_error_deadline if error.status == SERVER_ERROR else deadline
+            if time.monotonic() + wait > until or (stop is not None and stop.is_set()):
                 raise
             if on_retry is not None:
                 on_retry(error, wait)

@@ -234,8 +234,12 @@ class Worker:
                 give_up_after=3600.0,
             )
         except HpsError as error:
-            # 409: the lease was reaped meanwhile and a retry owns these params now.
-            log.warning("completing trial %s/%s refused: %s", claim.study_id, claim.trial.number, error)
+            # 409: the lease was reaped meanwhile and a retry owns these params now. A server error that
+            # outlasted the retries: give up on this trial (its lease expires and the service re-queues
+            # its params) rather than stall the worker.
+            log.error(
+                "completing trial %s/%s failed, giving up: %s", claim.study_id, claim.trial.number, error
+            )
 
     def _log(self, report: TrialReport) -> None:
         """One line per trial. The JSON formatter (``--log-format json``) adds ``fields`` as keys of the

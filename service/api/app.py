@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 
+import optuna
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.api.context import Hub
 from service.api.dashboard import install_dashboard
+from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
-from service.api.limits import BodyLimit, RateLimit
+from service.api.limits import BodyLimit, RateLimits
 from service.api.routes import catalog, health, metrics, schedules, studies, tokens, trials, workers
 from service.clock import utcnow
 from service.config import Settings
@@ -45,7 +47,15 @@ def create_app(settings: Settings) -> FastAPI:
         sampling = Sampling(url, engine_kwargs=_optuna_engine_kwargs(settings, url))
         registry = load_registry(settings.registry)
         recorder = Metrics(db)  # per app: several apps in one process never share a registry
-        app.state.hub = Hub(settings=settings, db=db, sampling=sampling, registry=registry, metrics=recorder)
+        limits = RateLimits(
+            settings.rate_limit_per_second,
+            settings.rate_limit_burst,
+            settings.auth_failure_rate_per_second,
+            settings.auth_failure_burst,
+        )
+        app.state.hub = Hub(
+            settings=settings, db=db, sampling=sampling, registry=registry, metrics=recorder, limits=limits
+        )
         stop_reaper = asyncio.Event()
         reaper = asyncio.create_task(
             run_reaper(db, sampling, settings.reaper_interval_seconds, stop_reaper, recorder.count_reaped),
@@ -73,11 +83,16 @@ def create_app(settings: Settings) -> FastAPI:
             sampling.close()
             db.dispose()
 
+    # hps writes Optuna's rows itself; Optuna's own INFO lines would come only from the in-memory
+    # rehearsal of each new study (service.strategies.rehearse) and say nothing about real trials.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     app = FastAPI(
         title="hps",
         version="1",
         summary="Hyperparameter search for the optimizer of a fine-tuning run.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     if settings.cors_origins:
@@ -87,7 +102,6 @@ def create_app(settings: Settings) -> FastAPI:
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     for router in (
         studies.router,
@@ -100,6 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
         metrics.router,
     ):
         app.include_router(router)
+    install_docs(app)
     install_dashboard(app, _optuna_engine_kwargs)  # last: it answers only what no route above matched
     return app
 
@@ -112,10 +127,12 @@ def _scheduler_clock(settings: Settings) -> Callable[[], datetime]:
 
 
 def _optuna_engine_kwargs(settings: Settings, url: str) -> dict[str, object]:
+    # Parameters stay out of error messages and logs: they can hold a token's hash or a user's data.
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": settings.sqlite_busy_timeout_seconds}}
+        return {"connect_args": {"timeout": settings.sqlite_busy_timeout_seconds}, "hide_parameters": True}
     return {
         "pool_pre_ping": True,
         "pool_size": settings.db_pool_size,
         "connect_args": {"connect_timeout": 5},
+        "hide_parameters": True,
     }

@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from fastapi import Depends, Request
 
@@ -37,8 +38,25 @@ def presented_token(authorization: str) -> str | None:
     return None
 
 
-def identify(hub: Hub, authorization: str) -> Principal:
-    """The caller, or :class:`Unauthenticated`."""
+def identify(hub: Hub, authorization: str, address: str) -> Principal:
+    """The caller, or :class:`Unauthenticated`; :class:`RateLimited` when the caller's credential has
+    made too many requests, or ``address`` too many failed attempts (see ``RateLimits``)."""
+    try:
+        principal = _principal(hub, authorization)
+    except Unauthenticated:
+        hub.limits.failed(address)
+        raise
+    hub.limits.admit(principal.token_id or principal.name)
+    return principal
+
+
+def client_address(scope: Mapping[str, Any]) -> str:
+    """The peer address of a request (behind a proxy: the proxy's, unless uvicorn trusts it)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _principal(hub: Hub, authorization: str) -> Principal:
     token = presented_token(authorization)
     if token is None:
         raise Unauthenticated("missing bearer token: send 'Authorization: Bearer <token>'")
@@ -52,10 +70,8 @@ def identify(hub: Hub, authorization: str) -> Principal:
 
 
 def authenticate(request: Request, hub: Hub = Depends(get_hub)) -> Principal:
-    """FastAPI dependency: the caller (401 if none). Remembered on the request for rate limiting."""
-    principal = identify(hub, request.headers.get("authorization", ""))
-    request.state.principal = principal
-    return principal
+    """FastAPI dependency: the caller (401 if none, 429 when over a rate limit)."""
+    return identify(hub, request.headers.get("authorization", ""), client_address(request.scope))
 
 
 def require(*scopes: str) -> Callable[..., Principal]:

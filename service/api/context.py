@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from fastapi import Request
 
+from service.api.limits import RateLimits
 from service.config import Settings
 from service.metrics import Metrics
 from service.sampling import Sampling
@@ -23,6 +24,7 @@ class Hub:
     sampling: Sampling
     registry: Registry
     metrics: Metrics
+    limits: RateLimits
 
     @property
     def lease(self) -> timedelta:

@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import studies
-from service.api.auth import identify, presented_token
+from service.api.auth import client_address, identify, presented_token
 from service.api.context import Hub
 from service.config import Settings
 from service.errors import Forbidden, StudyNotFound, Unauthenticated
@@ -214,7 +214,9 @@ class DashboardGate:
             return
         hub: Hub = scope["app"].state.hub
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-        principal = await run_in_threadpool(_admit, hub, headers, scope["method"], scope["path"])
+        principal = await run_in_threadpool(
+            _admit, hub, headers, scope["method"], scope["path"], client_address(scope)
+        )
         deleted = _STUDY_DELETE.match(scope["path"]) if scope["method"] == "DELETE" else None
         if deleted is not None:
             # Through hps, so that hps's own rows, queued trials and caches go with Optuna's study.
@@ -255,11 +257,11 @@ class DashboardGate:
         self._dashboards.clear()
 
 
-def _admit(hub: Hub, headers: dict[str, str], method: str, path: str) -> Principal:
+def _admit(hub: Hub, headers: dict[str, str], method: str, path: str, address: str) -> Principal:
     """The caller, if they may make this request; otherwise the error hps answers with."""
     authorization = headers.get("authorization", "")
     try:
-        principal = identify(hub, authorization)
+        principal = identify(hub, authorization, address)
     except Unauthenticated as exc:
         detail = exc.detail if presented_token(authorization) else _ASK_FOR_TOKEN
         # A Basic challenge, so that a browser asks for the token (as the password).

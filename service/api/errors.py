@@ -7,16 +7,18 @@ and answered as a bare 500.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from search_spaces import SearchSpaceError
-from service.errors import DomainError, ServiceUnavailable
+from service.errors import DomainError, RateLimited, ServiceUnavailable
+from service.input_rules import InputRuleError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,12 @@ _HTTP_CODES = {
 }
 _LOCATION_ROOTS = {"body", "query", "path", "header"}
 _PARAM_TAGS = {"float", "int", "categorical"}
+# Members of a plain union as pydantic names them in an error's path ("constrained-int", "literal['auto']").
+_MEMBER_TAG = re.compile(r"(constrained-)?(int|float|str|bool|none)|(literal|list|dict|tuple)\[.*\]")
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+_NOT_AN_OBJECT = {"model_attributes_type", "model_type", "dict_type"}
+# Containers whose keys are the client's own names, which may look like member tags.
+_USER_KEYED = {"params", "grid", "attrs", "when"}
 _STRATEGY_TAGS = {
     *("tpe", "random", "gp", "cmaes", "qmc", "grid"),
     *("none", "median", "percentile", "successive_halving", "hyperband"),
@@ -39,8 +47,13 @@ _STRATEGY_TAGS = {
 
 
 def error_body(code: str, detail: str, field: str | None) -> dict[str, Any]:
-    """The error document of API.md."""
-    return {"error": code, "detail": detail, "field": field}
+    """The error document of API.md. Text that came from a request may hold characters UTF-8 cannot
+    encode (lone surrogates); they are escaped, so that an error can always be sent."""
+    return {"error": code, "detail": _sendable(detail), "field": None if field is None else _sendable(field)}
+
+
+def _sendable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -54,7 +67,7 @@ def install_error_handlers(app: FastAPI) -> None:
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     headers = {}
-    if isinstance(exc, ServiceUnavailable):
+    if isinstance(exc, ServiceUnavailable | RateLimited):
         headers["Retry-After"] = str(exc.retry_after_s)
     if exc.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
@@ -67,17 +80,27 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
-    if first.get("type") == "json_invalid":
+    if not errors:
+        return JSONResponse(error_body("invalid", "invalid request", None), status_code=422)
+    if errors[0].get("type") == "json_invalid":
         return JSONResponse(error_body("malformed_json", "the body is not valid JSON", None), status_code=400)
-    field, detail = _describe(first)
-    if len(errors) > 1:
-        detail += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return JSONResponse(error_body("invalid", detail, field), status_code=422)
+    # Every problem, one entry per field; a union's branches each complain about the same field, so
+    # their messages are joined with "or".
+    problems: dict[str | None, list[str]] = {}
+    for error in errors:
+        field, message = _describe(error)
+        said = problems.setdefault(field, [])
+        if message not in said:
+            said.append(message)
+    detail = "; ".join(
+        f"{field}: {' or '.join(messages)}" if field else " or ".join(messages)
+        for field, messages in problems.items()
+    )
+    return JSONResponse(error_body("invalid", detail, next(iter(problems))), status_code=422)
 
 
 def _describe(error: Any) -> tuple[str | None, str]:
-    """The dotted field path and a message naming it, preferring a search-space error's own path."""
+    """The dotted field path and what is wrong with it, preferring a rule error's own path."""
     parts = _drop_union_tags([str(p) for p in error.get("loc", ())])
     if parts and parts[0] in _LOCATION_ROOTS:
         parts = parts[1:]
@@ -87,20 +110,33 @@ def _describe(error: Any) -> tuple[str | None, str]:
     if isinstance(cause, SearchSpaceError):
         prefix = parts[: parts.index("search_space") + 1] if "search_space" in parts else parts
         path = ".".join([*prefix, cause.field]) if cause.field else ".".join(prefix)
-        return path or None, f"{path}: {cause.message}"
+        return path or None, cause.message
+    if isinstance(cause, InputRuleError):
+        path = ".".join([*parts, cause.field])
+        return path, cause.message.removeprefix(f"{cause.field}: ")
     field = ".".join(parts) or None
-    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-    return field, f"{field}: {message}" if field else message
+    if error.get("type") in _NOT_AN_OBJECT:
+        return field, f"must be a JSON object, got {_json_type(error.get('input'))}"
+    return field, str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    names = {str: "a string", int: "a number", float: "a number", list: "an array", type(None): "null"}
+    return names.get(type(value), "something else")
 
 
 def _drop_union_tags(parts: list[str]) -> list[str]:
-    """Pydantic puts a tagged union's tag into the path ("sampler.tpe.seed",
-    "search_space.params.lr.float.low"); a client knows the field as "sampler.seed"."""
+    """Pydantic puts a union's member into the path ("sampler.tpe.seed", "search_space.params.lr.float.low",
+    "pruner.max_resource.constrained-int"); a client knows the field as "sampler.seed"."""
     kept: list[str] = []
     for index, part in enumerate(parts):
         after_union = index >= 1 and parts[index - 1] in ("sampler", "pruner")
         after_param = index >= 2 and parts[index - 2] == "params" and part in _PARAM_TAGS
-        if not ((after_union and part in _STRATEGY_TAGS) or after_param):
+        user_key = index >= 1 and parts[index - 1] in _USER_KEYED
+        member = not user_key and _MEMBER_TAG.fullmatch(part) is not None
+        if not ((after_union and part in _STRATEGY_TAGS) or after_param or member):
             kept.append(part)
     return kept
 
@@ -120,11 +156,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
-            methods |= route.methods or set()
-    return sorted(methods)
+    """Every method some route serves on this path. Starlette lists only the first matching route's, and
+    FastAPI's included routers keep their routes to themselves, so each method is tried against them."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

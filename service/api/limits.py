@@ -1,10 +1,9 @@
-"""Limits every request meets before any route runs: body size (413) and a per-token rate (429)."""
+"""Limits: body size (413, before any route runs) and request rates (429, checked where the caller is
+authenticated, because only then is it known whose request it is)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import threading
 import time
 from dataclasses import dataclass
@@ -12,9 +11,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import error_body
-
-# Liveness, readiness and the OpenAPI document are never limited: orchestrators poll them.
-_UNLIMITED = ("/healthz", "/readyz", "/openapi.json", "/docs")
+from service.errors import RateLimited
 
 
 async def _answer(send: Send, status: int, code: str, detail: str, headers: dict[str, str]) -> None:
@@ -80,31 +77,20 @@ class _Bucket:
     updated: float
 
 
-class RateLimit:
-    """A token bucket per presented credential (or client address without one): ``rate`` requests
-    per second on average, bursts up to ``burst``. Over the limit: 429 with ``Retry-After``. Keyed
-    before authentication, so guessing tokens is rate limited too."""
+class TokenBuckets:
+    """Token buckets by key: ``rate`` requests per second on average, bursts up to ``burst``. A rate of 0
+    turns the limit off. Thread safe; memory is bounded (the buckets are dropped when too many keys)."""
 
-    def __init__(self, app: ASGIApp, rate: float, burst: int) -> None:
-        self.app = app
+    def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = burst
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.rate <= 0 or scope["path"].startswith(_UNLIMITED):
-            await self.app(scope, receive, send)
-            return
-        wait = self._take(_key(scope))
-        if wait > 0:
-            detail = "too many requests for this token; slow down"
-            await _answer(send, 429, "rate_limited", detail, {"Retry-After": str(math.ceil(wait))})
-            return
-        await self.app(scope, receive, send)
-
-    def _take(self, key: str) -> float:
+    def take(self, key: str) -> float:
         """Take one request from the key's bucket; returns 0, or the seconds until one is free."""
+        if self.rate <= 0:
+            return 0.0
         now = time.monotonic()
         with self._lock:
             if len(self._buckets) > 100_000:
@@ -118,9 +104,27 @@ class RateLimit:
             return (1 - bucket.tokens) / self.rate
 
 
-def _key(scope: Scope) -> str:
-    authorization = dict(scope["headers"]).get(b"authorization")
-    if authorization:
-        return hashlib.sha256(authorization).hexdigest()
-    client = scope.get("client")
-    return f"address:{client[0] if client else 'unknown'}"
+class RateLimits:
+    """The two limits every authenticated route meets (``service.api.auth``):
+
+    - a caller who authenticated is limited per *credential* (the token's id, or the bootstrap admin),
+      however the token is sent (bearer, or basic auth with any user name);
+    - a failed authentication is counted against the *client address*, on a stricter budget, so that
+      guessing tokens is slow whichever tokens are guessed.
+    """
+
+    def __init__(self, rate: float, burst: int, failure_rate: float, failure_burst: int) -> None:
+        self.callers = TokenBuckets(rate, burst)
+        self.failures = TokenBuckets(failure_rate, failure_burst)
+
+    def admit(self, credential: str) -> None:
+        """Count a request of an authenticated caller; :class:`RateLimited` when over the limit."""
+        wait = self.callers.take(f"credential:{credential}")
+        if wait > 0:
+            raise RateLimited("too many requests for this token; slow down", wait)
+
+    def failed(self, address: str) -> None:
+        """Count a failed authentication from ``address``; :class:`RateLimited` when over the limit."""
+        wait = self.failures.take(f"address:{address}")
+        if wait > 0:
+            raise RateLimited("too many failed authentications from this address; slow down", wait)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from service.api.params import MAX_ID
+
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
 # Any cursor matching this is meaningful (a page after that position), so a client can never send a
@@ -14,6 +16,15 @@ def encode_cursor(position: int | None) -> str | None:
     return None if position is None else str(position)
 
 
-def decode_cursor(cursor: str | None) -> int | None:
-    """The position a cursor stands for (the query parameter's pattern already checked it)."""
-    return None if cursor is None else int(cursor)
+def cursor_before(cursor: str | None) -> int | None:
+    """The bound of a newest-first page (ids below it), or None for no bound. Ids are 32-bit, so a
+    cursor beyond the largest id bounds nothing: it never reaches the database, whose integer column
+    could not compare with it."""
+    if cursor is None or int(cursor) > MAX_ID:
+        return None
+    return int(cursor)
+
+
+def cursor_after(cursor: str | None) -> int | None:
+    """The bound of an oldest-first page (numbers above it); beyond the largest number, the largest."""
+    return None if cursor is None else min(int(cursor), MAX_ID)

@@ -54,6 +54,7 @@ def study_out(view: StudyView) -> StudyOut:
     return StudyOut(
         id=record.id,
         name=record.name,
+        optuna_name=record.optuna_name,
         state=record.state,
         state_reason=record.state_reason,
         direction=record.direction,
@@ -110,6 +111,7 @@ def task_out(info: TaskInfo) -> TaskOut:
         description=info.description,
         metrics=dict(info.metrics),
         default_metric=info.default_metric,
+        optimizers=list(info.optimizers),
         defaults={
             "model": info.default_model,
             "dataset": info.default_dataset,

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from search_spaces import ParamValue
+from service.input_rules import RequestModel
 
 
 class Out(BaseModel):
@@ -90,6 +91,10 @@ class StudyOut(Out):
 
     id: int
     name: str
+    optuna_name: str = Field(
+        description="The name Optuna knows the study by: `optuna.load_study(study_name=...)` takes it. The "
+        "name itself in the `default` project, `<project>/<name>` in any other."
+    )
     state: str = Field(description="running, paused, completed, cancelled or failed")
     state_reason: str | None
     direction: str
@@ -134,10 +139,8 @@ class AskOut(Out):
     lease: LeaseOut
 
 
-class AskIn(BaseModel):
+class AskIn(RequestModel):
     """Optional body of ask: who is asking, for the trial's record."""
-
-    model_config = ConfigDict(extra="forbid")
 
     worker_id: str | None = Field(default=None, max_length=128)
 
@@ -176,10 +179,8 @@ class Health(Out):
     detail: str | None = None
 
 
-class ClaimIn(BaseModel):
+class ClaimIn(RequestModel):
     """A worker asking for work: who it is, what it runs on, which tasks it can run."""
-
-    model_config = ConfigDict(extra="forbid")
 
     worker_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")
     device: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
@@ -204,6 +205,9 @@ class TaskOut(Out):
     description: str
     metrics: dict[str, str] = Field(description="What it reports each epoch, and which way is better.")
     default_metric: str
+    optimizers: list[str] = Field(
+        description="The optimizers its workers run: a search space may choose these."
+    )
     defaults: dict[str, Any]
 
 
@@ -227,7 +231,7 @@ class EntryList(Out):
     items: list[EntryOut]
 
 
-class TokenIn(BaseModel):
+class TokenIn(RequestModel):
     """A token to create."""
 
     # Only admin and metrics-only tokens may be project-less, and metrics tokens must be; the schema says

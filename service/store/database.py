@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 
 from optuna.exceptions import StorageInternalError
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from service.errors import Conflict, ServiceUnavailable
+from service.errors import Conflict, InvalidInput, ServiceUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -66,8 +66,13 @@ class Database:
                 with gate, factory() as session, session.begin():
                     return work(session)
             except IntegrityError as exc:
-                log.info("integrity error: %s", exc.orig)
+                log.info("integrity error on constraint %s", _constraint(exc))
                 raise Conflict("the write conflicts with data written concurrently; retry") from None
+            except (DataError, OverflowError, UnicodeEncodeError) as exc:
+                # The request layer refuses values the database cannot hold (service.input_rules); this
+                # is the last line, so that a value that slipped through is a 422, never a 500.
+                log.warning("a value could not be stored: %s", type(exc).__name__)
+                raise InvalidInput("a value in the request cannot be stored in the database") from None
             except StorageInternalError as exc:
                 # Optuna's own storage (read by samplers and pruners) failed to reach the database.
                 log.warning("optuna storage unavailable: %s", exc)
@@ -92,6 +97,7 @@ def _create_engine(url: str, *, busy_timeout_s: float, pool_size: int) -> Engine
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
+            hide_parameters=True,
             connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
             # A pooled SQLite connection buys little and keeps file handles across forks.
             poolclass=NullPool,
@@ -100,6 +106,7 @@ def _create_engine(url: str, *, busy_timeout_s: float, pool_size: int) -> Engine
         return engine
     return create_engine(
         url,
+        hide_parameters=True,
         pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -124,6 +131,13 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
     def _on_begin(connection: Any) -> None:
         write = connection.get_execution_options().get("hps_write", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _constraint(exc: IntegrityError) -> str:
+    """The constraint an integrity error broke, never the values (PostgreSQL's detail quotes the key)."""
+    diag = getattr(exc.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    return str(name) if name else str(exc.orig).split("\n")[0]
 
 
 def _is_transient(exc: DBAPIError) -> bool:

@@ -59,12 +59,17 @@ class Base(DeclarativeBase):
 
 
 class StudyRow(Base):
-    """One study. ``id`` equals Optuna's ``studies.study_id`` of the study with the same name."""
+    """One study. ``id`` equals Optuna's ``studies.study_id`` of the study named ``optuna_name``."""
 
     __tablename__ = "hps_studies"
+    __table_args__ = (
+        UniqueConstraint("project", "name", name="uq_hps_studies_project_name"),
+        UniqueConstraint("optuna_name", name="uq_hps_studies_optuna_name"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    optuna_name: Mapped[str] = mapped_column(String(512))
     project: Mapped[str] = mapped_column(String(64), index=True, default="default")
     state: Mapped[str] = mapped_column(String(16), index=True)
     state_reason: Mapped[str | None] = mapped_column(String(500))
@@ -142,10 +147,14 @@ class ScheduleRow(Base):
     """A cron schedule that creates a study from its template at each slot (service/scheduler.py)."""
 
     __tablename__ = "hps_schedules"
-    __table_args__ = (Index("ix_hps_schedules_state_next_run_at", "state", "next_run_at"),)
+    __table_args__ = (
+        Index("ix_hps_schedules_state_next_run_at", "state", "next_run_at"),
+        UniqueConstraint("project", "name", name="uq_hps_schedules_project_name"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
     project: Mapped[str] = mapped_column(String(64), index=True)
     state: Mapped[str] = mapped_column(String(16))
     cron: Mapped[str] = mapped_column(String(128))
@@ -170,6 +179,7 @@ class ScheduleRunRow(Base):
             "schedule_id", "scheduled_for", name="uq_hps_schedule_runs_schedule_id_scheduled_for"
         ),
         Index("ix_hps_schedule_runs_outcome_evaluated_at", "outcome", "evaluated_at"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -185,3 +195,13 @@ class ScheduleRunRow(Base):
     promotion: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     evaluated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class IdWatermarkRow(Base):
+    """The highest id of a kind (``study``, ``trial``) SQLite ever handed out in Optuna's tables, raised
+    when a study is deleted: new ids start above it, so a deleted study's ids never come back."""
+
+    __tablename__ = "hps_id_watermarks"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer)

@@ -24,6 +24,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.store.draft import Draft
+from service.store.ids import IdWatermarks
 
 IntermediateValues = dict[int, list[tuple[int, float]]]
 # Core, not ORM, for the trials table: its datetime columns hide behind Python properties in the model.
@@ -43,11 +44,16 @@ class OptunaTables:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._ids = IdWatermarks(session)
 
     def create_study(self, name: str, direction: str) -> int:
-        """Insert a study and its direction; returns Optuna's study id."""
+        """Insert a study and its direction; returns Optuna's study id (never one a deleted study had)."""
+        values: dict[str, Any] = {"study_name": name}
+        explicit = self._ids.next_id("study", om.StudyModel.study_id)
+        if explicit is not None:
+            values["study_id"] = explicit
         study_id = self.session.execute(
-            insert(om.StudyModel).values(study_name=name).returning(om.StudyModel.study_id)
+            insert(om.StudyModel).values(**values).returning(om.StudyModel.study_id)
         ).scalar_one()
         self.session.execute(
             insert(om.StudyDirectionModel).values(
@@ -64,7 +70,9 @@ class OptunaTables:
         return None if found is None else int(found)
 
     def delete_study(self, study_id: int) -> None:
-        """Delete the study and every row that hangs off it."""
+        """Delete the study and every row that hangs off it; its ids are never handed out again."""
+        self._ids.keep("study", om.StudyModel.study_id)
+        self._ids.keep("trial", _TRIALS.c.trial_id)
         trial_ids = select(om.TrialModel.trial_id).where(om.TrialModel.study_id == study_id)
         for child in (
             om.TrialParamModel,
@@ -89,17 +97,8 @@ class OptunaTables:
         Optuna's trial id."""
         start = _utc_naive(draft.datetime_start)
         if draft.is_new:
-            trial_id = int(
-                self.session.execute(
-                    insert(_TRIALS)
-                    .values(
-                        number=draft.number,
-                        study_id=draft.study_id,
-                        state=TrialState.RUNNING,
-                        datetime_start=start,
-                    )
-                    .returning(_TRIALS.c.trial_id)
-                ).scalar_one()
+            trial_id = self._insert_trial(
+                number=draft.number, study_id=draft.study_id, state=TrialState.RUNNING, datetime_start=start
             )
         else:
             trial_id = draft.trial_id
@@ -118,13 +117,7 @@ class OptunaTables:
 
     def insert_waiting_trial(self, study_id: int, number: int, fixed_params: Mapping[str, Any]) -> int:
         """Queue a trial the way ``study.enqueue_trial`` does: WAITING, with ``fixed_params``."""
-        trial_id = int(
-            self.session.execute(
-                insert(_TRIALS)
-                .values(number=number, study_id=study_id, state=TrialState.WAITING)
-                .returning(_TRIALS.c.trial_id)
-            ).scalar_one()
-        )
+        trial_id = self._insert_trial(number=number, study_id=study_id, state=TrialState.WAITING)
         self._insert_attrs(om.TrialSystemAttributeModel, trial_id, {"fixed_params": dict(fixed_params)})
         return trial_id
 
@@ -200,6 +193,14 @@ class OptunaTables:
         )
         if getattr(updated, "rowcount", 0) == 0:
             self.session.execute(insert(model).values(study_id=study_id, key=key, value_json=encoded))
+
+    def _insert_trial(self, **values: Any) -> int:
+        explicit = self._ids.next_id("trial", _TRIALS.c.trial_id)
+        if explicit is not None:
+            values["trial_id"] = explicit
+        return int(
+            self.session.execute(insert(_TRIALS).values(**values).returning(_TRIALS.c.trial_id)).scalar_one()
+        )
 
     def _insert_params(self, trial_id: int, draft: Draft) -> None:
         rows = [

@@ -95,9 +95,10 @@ class ScheduleRepository:
         ).scalar_one_or_none()
         return None if row is None else _schedule(row)
 
-    def get_by_name(self, name: str) -> ScheduleRecord | None:
-        """The schedule with this name, if any."""
-        row = self.session.execute(select(ScheduleRow).where(ScheduleRow.name == name)).scalar_one_or_none()
+    def get_by_name(self, name: str, project: str) -> ScheduleRecord | None:
+        """The schedule of ``project`` with this name, if any."""
+        query = select(ScheduleRow).where(ScheduleRow.project == project, ScheduleRow.name == name)
+        row = self.session.execute(query).scalar_one_or_none()
         return None if row is None else _schedule(row)
 
     def lock(self, schedule_id: int, *, skip_locked: bool = False) -> ScheduleRecord | None:

@@ -16,6 +16,7 @@ from service.store.models import StudyRow
 OPTUNA_STUDIES = om.StudyModel.__table__
 
 STUDY_STATES = ("running", "paused", "completed", "cancelled", "failed")
+DEFAULT_PROJECT = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,7 @@ class StudyRecord:
 
     id: int
     name: str
+    optuna_name: str  # the name Optuna knows it by (``optuna.load_study``); see ``optuna_study_name``
     project: str
     state: str
     state_reason: str | None
@@ -39,10 +41,18 @@ class StudyRecord:
     warm_start: dict[str, Any] | None = None
 
 
+def optuna_study_name(project: str, name: str) -> str:
+    """The name of a new study in Optuna's tables. Names are unique within a project; Optuna's must be
+    unique in the database, so outside the ``default`` project the project comes first, as
+    ``<project>/<name>`` (neither a project nor a name can hold a ``/``)."""
+    return name if project == DEFAULT_PROJECT else f"{project}/{name}"
+
+
 def _record(row: StudyRow) -> StudyRecord:
     return StudyRecord(
         id=row.id,
         name=row.name,
+        optuna_name=row.optuna_name,
         project=row.project,
         state=row.state,
         state_reason=row.state_reason,
@@ -71,6 +81,7 @@ class StudyRepository:
             StudyRow(
                 id=study.id,
                 name=study.name,
+                optuna_name=study.optuna_name,
                 project=study.project,
                 state=study.state,
                 state_reason=study.state_reason,
@@ -93,9 +104,10 @@ class StudyRepository:
         row = self.session.execute(query).scalar_one_or_none()
         return None if row is None else _record(row)
 
-    def get_by_name(self, name: str) -> StudyRecord | None:
-        """The study with this name, if any."""
-        row = self.session.execute(select(StudyRow).where(StudyRow.name == name)).scalar_one_or_none()
+    def get_by_name(self, name: str, project: str) -> StudyRecord | None:
+        """The study of ``project`` with this name, if any."""
+        query = select(StudyRow).where(StudyRow.project == project, StudyRow.name == name)
+        row = self.session.execute(query).scalar_one_or_none()
         return None if row is None else _record(row)
 
     def lock(self, study_id: int) -> StudyRecord | None:

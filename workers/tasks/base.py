@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from workers.trial_params import OPTIMIZERS
+
 if TYPE_CHECKING:
     import torch
 
@@ -36,6 +38,8 @@ class TaskInfo:
     default_batch_size: int
     default_max_steps_per_epoch: int | None
     implementation: str  # "package.module:factory", imported by workers only
+    # The optimizers its workers run; a study's search space may choose among these only.
+    optimizers: tuple[str, ...] = OPTIMIZERS
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from service import schedules, studies
 from service.api.auth import can_read, can_write
 from service.api.context import Hub, get_hub
-from service.api.paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor
+from service.api.paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE, cursor_before, encode_cursor
 from service.api.params import ScheduleId
 from service.api.render import run_out, schedule_out, study_out
 from service.api.responses import COMMON, SCHEDULE_NOT_FOUND, error
@@ -52,7 +52,7 @@ def list_schedules(
 ) -> SchedulePage:
     """The token's project's schedules, newest first, a page at a time."""
     records, last = schedules.list_schedules(
-        hub.db, limit=limit, before_id=decode_cursor(cursor), project=who.project
+        hub.db, limit=limit, before_id=cursor_before(cursor), project=who.project
     )
     return SchedulePage(items=[schedule_out(r) for r in records], next_cursor=encode_cursor(last))
 
@@ -129,6 +129,6 @@ def list_runs(
 ) -> ScheduleRunPage:
     """The schedule's runs, newest first: started, skipped or failed, with promotion decisions."""
     runs, last = schedules.list_runs(
-        hub.db, schedule_id, limit=limit, before_id=decode_cursor(cursor), project=who.project
+        hub.db, schedule_id, limit=limit, before_id=cursor_before(cursor), project=who.project
     )
     return ScheduleRunPage(items=[run_out(r) for r in runs], next_cursor=encode_cursor(last))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from service import studies
 from service.api.auth import can_read, can_write
 from service.api.context import Hub, get_hub
-from service.api.paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor
+from service.api.paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE, cursor_before, encode_cursor
 from service.api.params import StudyId
 from service.api.render import study_out, trial_out
 from service.api.responses import COMMON, STUDY_NOT_FOUND, error
@@ -47,7 +47,7 @@ def list_studies(
     name: str | None = Query(
         default=None,
         pattern=NAME_PATTERN,
-        description="Only the study with this exact name (names are unique).",
+        description="Only the study with this exact name (unique within a project).",
     ),
     limit: int = Query(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE),
     cursor: str | None = Query(default=None, pattern=CURSOR_PATTERN),
@@ -56,7 +56,7 @@ def list_studies(
 ) -> StudyPage:
     """The token's project's studies, newest first, a page at a time."""
     views, last = studies.list_studies(
-        hub.db, state=state, limit=limit, before_id=decode_cursor(cursor), project=who.project, name=name
+        hub.db, state=state, limit=limit, before_id=cursor_before(cursor), project=who.project, name=name
     )
     return StudyPage(items=[study_out(v) for v in views], next_cursor=encode_cursor(last))
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query
 from service import trials
 from service.api.auth import can_read, can_run, can_write
 from service.api.context import Hub, get_hub
-from service.api.paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor
+from service.api.paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE, cursor_after, encode_cursor
 from service.api.params import StudyId, TrialNumber
 from service.api.render import ask_out, report_out, trial_out
 from service.api.responses import COMMON, STUDY_NOT_FOUND, TRIAL_NOT_FOUND, Responses, error
@@ -55,7 +55,7 @@ def list_trials(
 ) -> TrialPage:
     """Trials in number order, a page at a time."""
     views, last = trials.list_trials(
-        hub.db, study_id, state=state, limit=limit, after_number=decode_cursor(cursor), project=who.project
+        hub.db, study_id, state=state, limit=limit, after_number=cursor_after(cursor), project=who.project
     )
     return TrialPage(items=[trial_out(v) for v in views], next_cursor=encode_cursor(last))
 
