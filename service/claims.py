@@ -23,7 +23,14 @@ from service.store.studies import StudyRecord, StudyRepository
 from service.store.trials import TrialRepository
 from service.store.workers import WorkerRepository
 from service.strategies import trial_seed
-from service.trials import AskedTrial, check_can_start, fail_broken_study, lock_study, start_trial
+from service.trials import (
+    AskedTrial,
+    check_can_start,
+    check_running,
+    fail_broken_study,
+    lock_study,
+    start_trial,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +90,7 @@ def _claim_in(
     session: Session, sampling: Sampling, study_id: int, worker_id: str, now: datetime, lease: timedelta
 ) -> Claim:
     study = lock_study(session, study_id)
+    check_running(study, now)
     runtime = sampling.runtime(study.id, study.optuna_name, study.spec)
     progress = check_can_start(session, study, runtime, now)
     queued = TrialRepository(session).next_queued(study_id) if progress.queued else None

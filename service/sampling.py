@@ -19,7 +19,6 @@ from optuna.storages import BaseStorage, RDBStorage
 from sqlalchemy.exc import SQLAlchemyError
 
 from search_spaces import CompiledSpace, ParamValue, compile_space
-from service.errors import DomainError
 from service.specs import StudySpec
 from service.store.draft import Draft, DraftStorage
 from service.strategies import build_pruner, build_sampler, reseed_for_trial
@@ -42,11 +41,10 @@ class OptunaFailed(Exception):
 
 
 def _guarded(study_id: int, stage: str, action: Callable[[], T]) -> T:
-    """Run ``action``; failures that are neither the database's nor a domain error become
-    :class:`OptunaFailed`."""
+    """Run ``action``; every failure but the database's becomes :class:`OptunaFailed`."""
     try:
         return action()
-    except (SQLAlchemyError, StorageInternalError, DomainError):
+    except (SQLAlchemyError, StorageInternalError):
         raise
     except Exception as exc:
         raise OptunaFailed(study_id, stage, exc) from exc

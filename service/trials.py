@@ -95,6 +95,7 @@ def ask_trial(
 
     def work(session: Session) -> AskedTrial:
         study = lock_study(session, study_id, project)
+        check_running(study, moment)
         runtime = sampling.runtime(study.id, study.optuna_name, study.spec)
         progress = check_can_start(session, study, runtime, moment)
         queued = TrialRepository(session).next_queued(study_id) if progress.queued else None
@@ -128,12 +129,17 @@ def lock_study(session: Session, study_id: int, project: str | None = None) -> S
     return require_study(session, study_id, project, lock=True)
 
 
-def check_can_start(session: Session, study: StudyRecord, runtime: StudyRuntime, now: datetime) -> Progress:
-    """Raise unless the locked study may start one more trial now; return its progress."""
+def check_running(study: StudyRecord, now: datetime) -> None:
+    """Raise unless the study hands out trials now (checked before its Optuna objects are built)."""
     if study.state != "running":
         raise StudyNotRunning(study.id, study.state)
     if study.deadline_at is not None and now >= study.deadline_at:
         raise StudyOutOfTime(study.id)
+
+
+def check_can_start(session: Session, study: StudyRecord, runtime: StudyRuntime, now: datetime) -> Progress:
+    """Raise unless the locked study may start one more trial now; return its progress."""
+    check_running(study, now)
     budget = runtime.spec.budget
     progress = TrialRepository(session).progress([study.id])[study.id]
     if budget.max_parallel is not None and progress.running >= budget.max_parallel:
