@@ -73,10 +73,10 @@ class IntParam(BaseModel):
     model_config = _MODEL_CONFIG
 
     type: Literal["int"]
-    low: int
-    high: int
+    low: int = Field(ge=-MAX_EXACT_INTEGER, le=MAX_EXACT_INTEGER)
+    high: int = Field(ge=-MAX_EXACT_INTEGER, le=MAX_EXACT_INTEGER)
     scale: Literal["linear", "log"] = "linear"
-    step: int = 1
+    step: int = Field(default=1, le=MAX_EXACT_INTEGER)
     when: dict[str, list[ParamValue]] | None = None
 
 

@@ -3,14 +3,16 @@
 - Text holds no NUL character and no lone surrogate: PostgreSQL's text types cannot store NUL, and a lone
   surrogate cannot be encoded as UTF-8 (to store it, or to send it back). SQLite would store both, so
   without this rule the same request would be a 201 on one database and a failure on the other.
-- Integers lie within ±2^53: JSON readers and Optuna's float columns hold those exactly, and nothing a
-  study needs is larger.
 - Floats are finite, except in the fields a model names in ``non_finite_fields`` (a learning-curve
   point may be NaN: that is how a diverging run reports).
 
+Numbers are bounded by each field's own limits (every integer field of a request declares one, within
+±2^53, which JSON readers and Optuna's float columns hold exactly); free-form JSON such as trial attrs is
+stored as JSON and keeps any number exactly.
+
 Request models inherit :class:`RequestModel`, which checks its whole tree of values after pydantic has
-parsed it (so ``1e30`` sent for an int is seen as the int it became). A broken rule is an
-:class:`InputRuleError` naming the dotted path of the value; the API answers it with 422.
+parsed it. A broken rule is an :class:`InputRuleError` naming the dotted path of the value; the API
+answers it with 422. ``service.api.openapi`` writes the text rule into the published schemas.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
-
-MAX_SAFE_INTEGER = 2**53
 
 
 class InputRuleError(ValueError):
@@ -77,13 +77,6 @@ def check_value(value: Any, path: str, *, allow_non_finite: bool = False) -> Non
         return  # it checked its own values when it was built
     if isinstance(value, str):
         check_text(value, path)
-    elif isinstance(value, bool) or value is None:
-        return
-    elif isinstance(value, int):
-        if abs(value) > MAX_SAFE_INTEGER:
-            raise InputRuleError(
-                path, f"{path}: integers must lie within ±2^53, got one of {len(str(value))} digits"
-            )
     elif isinstance(value, float):
         if not allow_non_finite and not math.isfinite(value):
             raise InputRuleError(path, f"{path}: must be a finite number, got {value}")

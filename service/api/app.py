@@ -17,6 +17,7 @@ from service.api.dashboard import install_dashboard
 from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
 from service.api.limits import BodyLimit, RateLimits
+from service.api.openapi import install_openapi
 from service.api.routes import catalog, health, metrics, schedules, studies, tokens, trials, workers
 from service.clock import utcnow
 from service.config import Settings
@@ -114,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
         metrics.router,
     ):
         app.include_router(router)
+    install_openapi(app)
     install_docs(app)
     install_dashboard(app, _optuna_engine_kwargs)  # last: it answers only what no route above matched
     return app

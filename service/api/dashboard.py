@@ -46,6 +46,7 @@ from service.config import Settings
 from service.errors import Forbidden, StudyNotFound, Unauthenticated
 from service.store.database import Database
 from service.store.models import StudyRow
+from service.store.studies import optuna_study_name
 from service.tokens import Principal
 
 # The paths optuna-dashboard serves and hps forwards to it.
@@ -107,14 +108,16 @@ class ProjectStorage(BaseStorage):
 
     Reading a study, or a trial of a study, outside the project raises :class:`KeyError`, exactly as
     Optuna does for a study or trial that does not exist; ``get_all_studies`` lists only the project's
-    studies. Every write raises :class:`~service.errors.Forbidden`. Thread safe as far as ``backend``
-    is; the inherited helpers (``get_best_trial``, ``get_trial_params``, …) go through the checked
-    methods below.
+    studies, under the names the project knows them by (Optuna's name without the ``<project>/`` that
+    keeps it unique in the database). Every write raises :class:`~service.errors.Forbidden`. Thread
+    safe as far as ``backend`` is; the inherited helpers (``get_best_trial``, ``get_trial_params``, …)
+    go through the checked methods below.
     """
 
     def __init__(self, backend: BaseStorage, studies: ProjectStudies) -> None:
         self._backend = backend
         self._studies = studies
+        self._prefix = optuna_study_name(studies.project, "")
 
     def _study(self, study_id: int) -> int:
         if not self._studies.owns_study(study_id):
@@ -128,13 +131,27 @@ class ProjectStorage(BaseStorage):
 
     def get_all_studies(self) -> list[FrozenStudy]:
         owned = self._studies.study_ids()
-        return [study for study in self._backend.get_all_studies() if study._study_id in owned]
+        return [
+            FrozenStudy(
+                study_name=study.study_name.removeprefix(self._prefix),
+                direction=None,
+                directions=study.directions,
+                user_attrs=study.user_attrs,
+                system_attrs=study.system_attrs,
+                study_id=study._study_id,
+            )
+            for study in self._backend.get_all_studies()
+            if study._study_id in owned
+        ]
 
     def get_study_id_from_name(self, study_name: str) -> int:
-        return self._study(self._backend.get_study_id_from_name(study_name))
+        try:
+            return self._study(self._backend.get_study_id_from_name(self._prefix + study_name))
+        except KeyError:  # a study made before names were per project keeps its bare Optuna name
+            return self._study(self._backend.get_study_id_from_name(study_name))
 
     def get_study_name_from_id(self, study_id: int) -> str:
-        return self._backend.get_study_name_from_id(self._study(study_id))
+        return self._backend.get_study_name_from_id(self._study(study_id)).removeprefix(self._prefix)
 
     def get_study_directions(self, study_id: int) -> list[StudyDirection]:
         return self._backend.get_study_directions(self._study(study_id))

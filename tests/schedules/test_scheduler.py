@@ -287,7 +287,8 @@ def test_a_slot_whose_template_no_longer_validates_is_recorded_failed(stack: Sta
     schedule = schedules.create_schedule(
         stack.db, schedule_spec(unique("fail")), stack.registry, project="p", now=T0
     )
-    # Another study took the name this slot's run would use: the slot fails, visibly, and is spent.
+    # Another study of the schedule's project took the name this slot's run would use: the slot fails,
+    # visibly, and is spent.
     clash = schedule_spec("x").template.model_dump(mode="json", exclude_unset=True)
     from service.specs import StudySpec
     from service.studies import create_study
@@ -296,6 +297,7 @@ def test_a_slot_whose_template_no_longer_validates_is_recorded_failed(stack: Sta
         stack.db,
         StudySpec.model_validate({**clash, "name": schedules.run_name(schedule.name, FIRST_SLOT)}),
         stack.registry,
+        project="p",
     )
     tick(stack.db, stack.registry, FIRST_SLOT, GRACE)
     (run,) = runs_of(stack, schedule.id)
