@@ -48,7 +48,9 @@ def serve(
     address_file: Path | None = typer.Option(
         None, help="Write the URL the server listens on to this file (useful with --port 0)."
     ),
-    log_level: str = typer.Option("info", help="uvicorn log level."),
+    log_level: str = typer.Option(
+        "info", envvar="HPS_LOG_LEVEL", help="Log level: debug, info, warning or error."
+    ),
 ) -> None:
     """Run the REST API. Migrates a SQLite database; refuses a PostgreSQL schema that is behind."""
     settings = _settings()

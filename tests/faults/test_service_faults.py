@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import sqlite3
 import subprocess
@@ -74,13 +75,18 @@ def _outage_through_a_proxy(server_at: ServerAt, database_url: str) -> None:
     proxy = TcpProxy("127.0.0.1", make_url(database_url).port or 5432)
     proxied = make_url(database_url).set(port=proxy.port).render_as_string(hide_password=False)
     try:
-        server = server_at(proxied)
+        # At debug level, where SQLAlchemy logs every statement it runs: the audit below must hold even so.
+        server = server_at(proxied, HPS_LOG_LEVEL="debug")
         study_id = create_study(server, n_trials=6, epochs=10)
-        worker = start_worker(server, "patient")
+        worker_token, unused_token = (_token(server, "worker"), _token(server, "read"))
+        worker = start_worker(server, "patient", env={"HPS_TOKEN": worker_token})
         try:
             wait_until(lambda: study(server, study_id)["progress"]["complete"] >= 1, 60, "a trial")
             proxy.cut()
             during = statuses_during(server, study_id, 3.0)
+            # Token lookups that meet the outage: a token the server never saw, and a guessed one.
+            for token in (unused_token, "hps_0123456789ab_guessed"):
+                during.add(httpx.get(f"{server.base_url}/v1/studies", headers=_bearer(token)).status_code)
             ready = httpx.get(f"{server.base_url}/readyz", timeout=10)
             proxy.restore()
             assert worker.wait(timeout=180) == 0, worker.output()
@@ -89,9 +95,33 @@ def _outage_through_a_proxy(server_at: ServerAt, database_url: str) -> None:
         assert 503 in during and 500 not in during, during
         assert ready.status_code == 503 and ready.headers["retry-after"]
         assert_exact_budget(server, study_id, 6)
-        assert "500 Internal Server Error" not in server.process.output()
+        log = server.process.output()
+        assert "500 Internal Server Error" not in log
+        _assert_no_token_material(log, [worker_token, unused_token, "hps_0123456789ab_guessed"])
     finally:
         proxy.cut()
+
+
+def _token(server: RunningServer, scope: str) -> str:
+    with server.client() as admin:
+        made = admin.post(
+            "/v1/tokens", json={"name": f"audit-{scope}", "scopes": [scope], "project": "default"}
+        )
+    assert made.status_code == 201, made.text
+    return str(made.json()["token"])
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _assert_no_token_material(log: str, tokens: list[str]) -> None:
+    """The audit: no secret, no stored hash of one, and no SQL parameters at all in the server's log."""
+    for token in tokens:
+        secret = token.rsplit("_", 1)[-1]
+        for material in (token, secret, hashlib.sha256(token.encode()).hexdigest()):
+            assert material not in log, f"token material in the server log: {material[:12]}..."
+    assert "[parameters:" not in log
 
 
 def _hold_write_lock(path: str, seconds: float, held: threading.Event) -> None:
