@@ -329,3 +329,50 @@ def test_every_405_carries_a_non_empty_allow_header(api_server: RunningServer) -
                     allow = response.headers.get("allow", "")
                     assert allow and method not in allow.split(", "), (method, path, allow)
     assert seen > 20
+
+
+# A study with a task takes only what the task's workers run.
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        (
+            {"optimizer": {"type": "categorical", "choices": ["newton"]}},
+            "search_space.params.optimizer.choices",
+        ),
+        (
+            {
+                "optimizer": {"type": "categorical", "choices": ["sgd", "adam"]},
+                "momentum": {"type": "float", "low": 0.1, "high": 0.9},
+            },
+            "search_space.params.momentum.when",
+        ),
+        ({"momentum": {"type": "float", "low": 0.1, "high": 0.9}}, "search_space.params.momentum.when"),
+        (
+            {
+                "optimizer": {"type": "categorical", "choices": ["sgd"]},
+                "momentum": {"type": "float", "low": 0, "high": 1.5},
+            },
+            "search_space.params.momentum",
+        ),
+        ({"lr": {"type": "float", "low": -1, "high": 1}}, "search_space.params.lr"),
+        ({"learning_rate": {"type": "float", "low": 0.1, "high": 1}}, "search_space.params.learning_rate"),
+        (
+            {"warmup_ratio": {"type": "float", "low": 0.0, "high": 0.2}},
+            "search_space.params.warmup_ratio.when",
+        ),
+        ({"epochs": {"type": "int", "low": 0, "high": 3}}, "search_space.params.epochs"),
+    ],
+)
+def test_a_task_study_takes_only_what_the_tasks_workers_run(
+    api_server: RunningServer, params: dict[str, Any], field: str
+) -> None:
+    body = {"name": unique(), "task": {"name": "quadratic"}, "search_space": {"params": params}}
+    with api_server.client() as client:
+        assert_error(client.post("/v1/studies", json=body), 422, "invalid", field)
+        # The same space is fine for an external study: its client runs what it likes.
+        external = {"name": unique(), "search_space": {"params": params}}
+        assert client.post("/v1/studies", json=external).status_code == 201
+        tasks = {task["name"]: task for task in client.get("/v1/tasks").json()["items"]}
+        assert (
+            "newton" not in tasks["quadratic"]["optimizers"] and "adamw" in tasks["quadratic"]["optimizers"]
+        )
