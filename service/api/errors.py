@@ -35,7 +35,9 @@ _HTTP_CODES = {
 _LOCATION_ROOTS = {"body", "query", "path", "header"}
 _PARAM_TAGS = {"float", "int", "categorical"}
 # Members of a plain union as pydantic names them in an error's path ("constrained-int", "literal['auto']").
-_MEMBER_TAG = re.compile(r"(constrained-)?(int|float|str|bool|none|list|dict)|(literal|list|dict|tuple)\[.*\]")
+_MEMBER_TAG = re.compile(
+    r"(constrained-)?(int|float|str|bool|none|list|dict)|(literal|list|dict|tuple)\[.*\]"
+)
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 _NOT_AN_OBJECT = {"model_attributes_type", "model_type", "dict_type"}
 # Containers whose keys are the client's own names, which may look like member tags.

@@ -1,4 +1,5 @@
-"""The OpenAPI document, with the input rules (``service.input_rules``) written into the request schemas.
+"""The OpenAPI document, with the input rules (``service.input_rules``) written into the request schemas
+and links from each created resource to the calls that use it.
 
 Pydantic describes each field's own constraints; the rules every request value meets wherever it sits are
 added here, so that a client generating requests from ``/openapi.json`` (or a fuzzer checking that every
@@ -32,10 +33,59 @@ def install_openapi(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            app.openapi_schema = with_input_rules(built)
+            app.openapi_schema = with_links(with_input_rules(built))
         return app.openapi_schema
 
     app.openapi = document  # type: ignore[method-assign]
+
+
+# Which answers feed which next calls (OpenAPI links): a client, or a stateful fuzzer, can follow
+# create -> ask -> report -> complete without guessing ids. (source method, path, status) -> links.
+_STUDY = {"study_id": "$response.body#/id"}
+_TRIAL = {"study_id": "$response.body#/study_id", "number": "$response.body#/number"}
+_CLAIMED = {"study_id": "$response.body#/study_id", "number": "$response.body#/trial/number"}
+_SCHEDULE = {"schedule_id": "$response.body#/id"}
+_TRIAL_PATH = "/v1/studies/{study_id}/trials/{number}"
+LINKS: dict[tuple[str, str, str], dict[str, tuple[str, str, dict[str, str]]]] = {
+    ("post", "/v1/studies", "201"): {
+        "GetStudy": ("get", "/v1/studies/{study_id}", _STUDY),
+        "AskTrial": ("post", "/v1/studies/{study_id}/trials", _STUDY),
+        "ListTrials": ("get", "/v1/studies/{study_id}/trials", _STUDY),
+        "CancelStudy": ("post", "/v1/studies/{study_id}/cancel", _STUDY),
+        "StudyReport": ("get", "/v1/studies/{study_id}/report", _STUDY),
+    },
+    ("post", "/v1/studies/{study_id}/trials", "201"): {
+        "GetTrial": ("get", _TRIAL_PATH, _TRIAL),
+        "ReportTrial": ("post", f"{_TRIAL_PATH}/reports", _TRIAL),
+        "Heartbeat": ("post", f"{_TRIAL_PATH}/heartbeat", _TRIAL),
+        "CompleteTrial": ("post", f"{_TRIAL_PATH}/complete", _TRIAL),
+    },
+    ("post", "/v1/workers/claim", "200"): {
+        "ReportTrial": ("post", f"{_TRIAL_PATH}/reports", _CLAIMED),
+        "CompleteTrial": ("post", f"{_TRIAL_PATH}/complete", _CLAIMED),
+    },
+    ("post", "/v1/schedules", "201"): {
+        "GetSchedule": ("get", "/v1/schedules/{schedule_id}", _SCHEDULE),
+        "UpdateSchedule": ("patch", "/v1/schedules/{schedule_id}", _SCHEDULE),
+        "RunSchedule": ("post", "/v1/schedules/{schedule_id}/run", _SCHEDULE),
+        "ScheduleRuns": ("get", "/v1/schedules/{schedule_id}/runs", _SCHEDULE),
+    },
+}
+
+
+def with_links(document: dict[str, Any]) -> dict[str, Any]:
+    """Add :data:`LINKS` to the answers they start from."""
+    paths = document.get("paths", {})
+    for (method, path, status), links in LINKS.items():
+        response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is None:
+            continue
+        response["links"] = {
+            name: {"operationId": paths[target][verb]["operationId"], "parameters": parameters}
+            for name, (verb, target, parameters) in links.items()
+            if verb in paths.get(target, {})
+        }
+    return document
 
 
 def with_input_rules(document: dict[str, Any]) -> dict[str, Any]:

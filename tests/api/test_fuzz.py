@@ -1,9 +1,12 @@
-"""Schemathesis over /openapi.json against a real server on SQLite: every default check, authenticated,
-zero failures (the one configured exception is explained in schemathesis.toml)."""
+"""Schemathesis over /openapi.json against a real server on SQLite and on PostgreSQL: every default check
+and every phase (examples, coverage, fuzzing, and the stateful phase that follows the document's links from
+create to ask, report and complete), authenticated, zero failures (the configured exceptions are explained
+in schemathesis.toml)."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,21 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from harness.databases import sqlite_url
-from harness.servers import ADMIN_TOKEN, RunningServer, start_server
+from harness.databases import database
+from harness.servers import ADMIN_TOKEN, RunningServer, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = os.environ.get("HPS_FUZZ_EXAMPLES", "30")
 
 
-@pytest.fixture
-def fuzz_target(tmp_path: Path) -> Iterator[RunningServer]:
-    # The rate limit is off: the fuzzer sends thousands of requests with one token.
-    server = start_server(sqlite_url(tmp_path), tmp_path, HPS_RATE_LIMIT_PER_SECOND="0")
-    try:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fuzz_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningServer]:
+    # The rate limits are off: the fuzzer sends thousands of requests, many with a wrong token.
+    limits = {"HPS_RATE_LIMIT_PER_SECOND": "0", "HPS_AUTH_FAILURE_RATE_PER_SECOND": "0"}
+    with database(str(request.param), tmp_path) as url, serving(url, tmp_path, **limits) as server:
         yield server
-    finally:
-        server.process.stop()
 
 
 def test_schemathesis_finds_nothing(fuzz_target: RunningServer, tmp_path: Path) -> None:
@@ -50,3 +51,6 @@ def test_schemathesis_finds_nothing(fuzz_target: RunningServer, tmp_path: Path) 
     assert done.returncode == 0, report
     assert "passed" in done.stdout and "failures" not in done.stdout.split("SUMMARY")[-1], report
     assert "500 Internal Server Error" not in fuzz_target.process.output()
+    # The stateful phase followed the document's links (create -> ask -> report/complete, claims, schedules).
+    covered = re.search(r"API Links:\s+(\d+) covered", done.stdout)
+    assert covered is not None and int(covered.group(1)) >= 10, report
