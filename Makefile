@@ -30,9 +30,11 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get install -y -q chromium >/dev/null || \
 	  (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null))
 
-# The whole suite: lint, types, and every test on SQLite and on the local PostgreSQL.
+# The whole suite: lint, types, and every test on SQLite and on the local PostgreSQL, in parallel
+# processes (each test has its own ports, databases and data dirs). PYTEST_WORKERS=1 runs it serially.
+PYTEST_WORKERS ?= 4
 test: lint browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 bench: setup
 	$(BIN)/python bench/service_overhead.py
