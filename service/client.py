@@ -289,7 +289,8 @@ class HpsClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise HpsError(0, "unreachable", f"{type(exc).__name__}: {exc}") from exc
+            detail = f"no answer from {self.base_url} ({type(exc).__name__}: {exc})"
+            raise HpsError(0, "unreachable", detail) from exc
         if response.is_success:
             return response
         raise _error_of(response)

@@ -140,7 +140,7 @@ def add_study(
     taken = StudyRepository(session).get_by_name(spec.name, project) is not None
     if taken or optuna_tables.study_id_by_name(optuna_name) is not None:
         raise StudyNameTaken(spec.name)
-    study_id = optuna_tables.create_study(optuna_name, spec.direction)
+    study_id = optuna_tables.create_study(optuna_name, spec.direction, spec.metric)
     record = StudyRecord(
         id=study_id,
         name=spec.name,

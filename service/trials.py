@@ -332,10 +332,7 @@ def finish_trial(
     value = completion.value
     if completion.state in ("pruned", "diverged"):
         value = _last_finite(optuna_tables, trial.optuna_trial_id)
-    user_attrs = dict(completion.attrs)
-    if completion.state != "complete":
-        user_attrs.update({"hps_state": completion.state, "hps_reason": completion.reason})
-    optuna_tables.finish_trial(trial.optuna_trial_id, state, value, user_attrs, now)
+    optuna_tables.finish_trial(trial.optuna_trial_id, state, value, optuna_user_attrs(completion), now)
     retry_number = None
     if completion.state == "failed" and _should_retry(runtime, trial, completion):
         # A trial handed back by a stopping worker was not tried out: its retry keeps the attempt number.
@@ -361,6 +358,18 @@ def finish_trial(
     }
     trials.update(trial.id, **changes)
     return replace(trial, **changes)
+
+
+def optuna_user_attrs(completion: Completion) -> dict[str, Any]:
+    """What Optuna's user attrs show of a trial's outcome: ``hps_state`` (so a diverged trial, PRUNED to
+    Optuna, can be found by it), the reason, and the scalar attrs. Lists and mappings (a learning curve)
+    stay in hps's trial only: the dashboard shows each user attr on one unbroken line, and the curve of the
+    study's metric is already Optuna's intermediate values."""
+    shown = {key: value for key, value in completion.attrs.items() if not isinstance(value, list | dict)}
+    shown["hps_state"] = completion.state
+    if completion.reason is not None:
+        shown["hps_reason"] = completion.reason
+    return shown
 
 
 def settle_study(session: Session, study: StudyRecord, runtime: StudyRuntime, now: datetime) -> None:

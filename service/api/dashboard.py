@@ -42,6 +42,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service import studies
 from service.api.auth import client_address, identify, presented_token
 from service.api.context import Hub
+from service.api.dashboard_page import HINTS_PATH, send_hints, with_hints
 from service.config import Settings
 from service.errors import Forbidden, StudyNotFound, Unauthenticated
 from service.store.database import Database
@@ -242,8 +243,11 @@ class DashboardGate:
             await send({"type": "http.response.start", "status": 204, "headers": []})
             await send({"type": "http.response.body", "body": b""})
             return
+        if scope["path"] == HINTS_PATH:
+            await send_hints(send, may_change=principal.is_admin and principal.project is None)
+            return
         dashboard = await run_in_threadpool(self._dashboard_for, hub, principal.project)
-        await dashboard(scope, receive, send)
+        await with_hints(dashboard)(scope, receive, send)
 
     def _dashboard_for(self, hub: Hub, project: str | None) -> ASGIApp:
         with self._lock:

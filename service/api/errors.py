@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -86,6 +87,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(error_body("invalid", "invalid request", None), status_code=422)
     if errors[0].get("type") == "json_invalid":
         return JSONResponse(error_body("malformed_json", "the body is not valid JSON", None), status_code=400)
+    sent = request.headers.get("content-type")
+    if _body_unread(errors) and "json" not in (sent or "").lower():
+        # FastAPI reads a body as JSON only when it says it is JSON (a form posted from another site must
+        # not pass for one), and then reports a bare "valid dictionary" error: say what to send instead.
+        got = f"not {sent!r}" if sent else "and this request has no content-type"
+        detail = f"the body must be JSON sent with 'content-type: application/json', {got}"
+        return JSONResponse(error_body("invalid", detail, None), status_code=422)
     # Every problem, one entry per field; a union's branches each complain about the same field, so
     # their messages are joined with "or".
     problems: dict[str | None, list[str]] = {}
@@ -99,6 +107,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for field, messages in problems.items()
     )
     return JSONResponse(error_body("invalid", detail, next(iter(problems))), status_code=422)
+
+
+def _body_unread(errors: Sequence[Any]) -> bool:
+    """True when the whole body was refused as a non-object: what FastAPI reports for a non-JSON body."""
+    return any(tuple(e.get("loc", ())) == ("body",) and e.get("type") in _NOT_AN_OBJECT for e in errors)
 
 
 def _describe(error: Any) -> tuple[str | None, str]:

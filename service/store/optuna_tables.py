@@ -29,6 +29,8 @@ from service.store.ids import IdWatermarks
 IntermediateValues = dict[int, list[tuple[int, float]]]
 # Core, not ORM, for the trials table: its datetime columns hide behind Python properties in the model.
 _TRIALS = om.TrialModel.__table__
+# Where ``optuna.Study.set_metric_names`` keeps the objectives' names (optuna/study/study.py).
+METRIC_NAMES = "study:metric_names"
 
 
 def _utc_naive(moment: datetime) -> datetime:
@@ -46,8 +48,9 @@ class OptunaTables:
         self.session = session
         self._ids = IdWatermarks(session)
 
-    def create_study(self, name: str, direction: str) -> int:
-        """Insert a study and its direction; returns Optuna's study id (never one a deleted study had)."""
+    def create_study(self, name: str, direction: str, metric: str) -> int:
+        """Insert a study, its direction and its metric's name (which the dashboard and
+        ``study.metric_names`` show); returns Optuna's study id (never one a deleted study had)."""
         values: dict[str, Any] = {"study_name": name}
         explicit = self._ids.next_id("study", om.StudyModel.study_id)
         if explicit is not None:
@@ -60,6 +63,7 @@ class OptunaTables:
                 study_id=study_id, objective=0, direction=StudyDirection[direction.upper()]
             )
         )
+        self.set_study_system_attr(int(study_id), METRIC_NAMES, [metric])
         return int(study_id)
 
     def study_id_by_name(self, name: str) -> int | None:
