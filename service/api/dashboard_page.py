@@ -18,7 +18,7 @@ _TAG = f'<script src="{HINTS_PATH}"></script>'.encode()
 _REFUSED = ["AddBoxIcon", "DriveFileRenameOutlineIcon"]
 # Refused to all but project-less admins: deleting studies, editing notes.
 _CHANGES = ["DeleteIcon", "EditIcon"]
-_SCRIPT = """// hps: studies are created with POST /v1/studies (or `hps study create`); this caller may not %s.
+_SCRIPT = """// hps: studies are made with POST /v1/studies (or `hps study create`); this caller may not %s.
 (() => {
   const icons = %s.map((name) => `svg[data-testid="${name}"]`).join(",");
   const hide = () => {
