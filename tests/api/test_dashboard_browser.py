@@ -118,3 +118,55 @@ def test_chromium_without_a_token_gets_401_and_a_project_token_sees_its_project_
     text = page.inner_text("body")
     viewer.close()
     assert theirs not in text
+
+
+def curve_study(server: RunningServer) -> tuple[int, str]:
+    """Trials as workers complete them: a 20-epoch learning curve in attrs; the last one diverged."""
+    curve = [{"epoch": e, "train_loss": 1 / (e + 1), "val_accuracy": 0.5 + e / 50} for e in range(20)]
+    with server.client() as client:
+        study_id = new_study(client, metric="val_accuracy", budget={"n_trials": 3})
+        for state in ("complete", "complete", "diverged"):
+            number = client.post(f"/v1/studies/{study_id}/trials").json()["number"]
+            base = f"/v1/studies/{study_id}/trials/{number}"
+            for epoch in (1, 2):
+                client.post(f"{base}/reports", json={"step": epoch, "value": 0.5 + epoch / 10})
+            body: dict[str, object] = {"state": state, "attrs": {"learning_curve": curve, "best_epoch": 2}}
+            body.update({"value": 0.7} if state == "complete" else {"reason": "diverged: loss was nan"})
+            assert client.post(f"{base}/complete", json=body).status_code == 200
+        name = client.get(f"/v1/studies/{study_id}").json()["name"]
+    return study_id, str(name)
+
+
+def test_what_a_person_sees_on_the_dashboard_pages(
+    server: RunningServer, browser: Browser, tmp_path: Path
+) -> None:
+    study_id, name = curve_study(server)
+    reader = project_token(server, "default")
+    for token, may_change in ((ADMIN_TOKEN, True), (reader, False)):
+        context = browser.new_context(
+            http_credentials={"username": "hps", "password": token}, viewport={"width": 1400, "height": 900}
+        )
+        page = context.new_page()
+        page.goto(f"{server.base_url}/dashboard")
+        expect(page.get_by_text(name).first).to_be_visible()
+        # Nobody may create or rename a study here; only a project-less admin may delete one.
+        assert page.locator('button:visible:has(svg[data-testid="AddBoxIcon"])').count() == 0
+        assert page.locator('button:visible:has(svg[data-testid="DriveFileRenameOutlineIcon"])').count() == 0
+        deletes = page.locator('button:visible:has(svg[data-testid="DeleteIcon"])').count()
+        assert (deletes > 0) == may_change
+
+        page.goto(f"{server.base_url}/dashboard/studies/{study_id}")
+        # The metric's name, where Optuna would say "Objective 0".
+        expect(page.get_by_text("val_accuracy").first).to_be_visible()
+        assert "Objective 0" not in page.inner_text("body")
+
+        page.goto(f"{server.base_url}/dashboard/studies/{study_id}/trials?numbers=2")
+        expect(page.get_by_text("hps_state diverged")).to_be_visible()  # a diverged trial is findable
+        expect(page.get_by_text("hps_reason diverged: loss was nan")).to_be_visible()
+        # The page fits its window: a learning curve in the attrs no longer makes it thousands of pixels wide.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+        screenshot = tmp_path / "trial.png"
+        page.screenshot(path=str(screenshot))
+        context.close()
+        assert png_size(screenshot) == (1400, 900)
+        keep_screenshot(screenshot, f"dashboard-trial-{'admin' if may_change else 'reader'}.png")
