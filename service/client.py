@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from service.trial_run import TrialRun
 
 Model = TypeVar("Model", bound=BaseModel)
+NO_MORE_TRIALS = frozenset({"budget_exhausted", "study_not_running", "study_out_of_time", "study_broken"})
 Outcome = Literal["complete", "pruned", "failed", "diverged"]
 
 
@@ -57,6 +58,14 @@ class HpsError(Exception):
         self.detail = detail
         self.field = field
         self.retry_after = retry_after
+
+    @property
+    def no_more_trials(self) -> bool:
+        """True when an ask was refused because the study hands out no more trials: its budget is
+        handed out (``budget_exhausted``, while the last trials still run), or it has ended
+        (``study_not_running``: completed, cancelled or failed; ``study_out_of_time``; ``study_broken``).
+        ``parallel_limit`` is not among them: a trial may be free again soon."""
+        return self.status == 409 and self.code in NO_MORE_TRIALS
 
 
 class HpsClient:

@@ -138,3 +138,24 @@ def test_a_cancelled_study_asks_the_trial_to_stop(client: HpsClient) -> None:
         assert trial.report(0, 0.2).should_stop and trial.should_stop
         trial.finish("failed", "study cancelled")
     assert client.trial(study_id, trial.number).state == "failed"
+
+
+def test_no_more_trials_is_what_docs_sdk_md_says(client: HpsClient) -> None:
+    study_id = client.create_study(external_spec(unique("spent"), n_trials=1)).id
+    with client.run_trial(study_id) as trial:
+        # The budget is handed out while its last trial still runs.
+        with pytest.raises(HpsError) as spent, client.run_trial(study_id):
+            pass
+        assert (spent.value.code, spent.value.no_more_trials) == ("budget_exhausted", True)
+        trial.complete(0.5)
+    # Once that trial has finished the study is completed.
+    assert client.get_study(study_id).state == "completed"
+    with pytest.raises(HpsError) as ended, client.run_trial(study_id):
+        pass
+    assert (ended.value.status, ended.value.code, ended.value.no_more_trials) == (
+        409,
+        "study_not_running",
+        True,
+    )
+    parallel = HpsError(409, "parallel_limit", "busy")
+    assert not parallel.no_more_trials
