@@ -23,10 +23,14 @@ from service.store import schema
 from service.store.database import Database
 from workers.registry import RegistryError, load_registry
 
-app = typer.Typer(help="hps: hyperparameter search for fine-tuning optimizers.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="hps: hyperparameter search for fine-tuning optimizers.", no_args_is_help=True
+)
+db_app = typer.Typer(rich_markup_mode=None, help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-token_app = typer.Typer(help="API tokens (stored hashed; a secret is shown once).", no_args_is_help=True)
+token_app = typer.Typer(
+    rich_markup_mode=None, help="API tokens (stored hashed; a secret is shown once).", no_args_is_help=True
+)
 app.add_typer(token_app, name="token")
 app.add_typer(study_app, name="study")
 app.add_typer(schedule_app, name="schedule")

@@ -27,6 +27,7 @@ from service.cli_common import (
 )
 
 schedule_app = typer.Typer(
+    rich_markup_mode=None,
     help="Schedules: re-tune on a cron, warm-started from the last run; fetch the incumbent.",
     no_args_is_help=True,
 )
@@ -197,5 +198,8 @@ def _print_state(schedule: ScheduleOut, output: Output) -> None:
     if output is Output.json:
         print_json(schedule)
     else:
-        next_run = _when(schedule.next_run_at)
-        typer.echo(f"schedule {schedule.id} {schedule.name} is {schedule.state}; next run {next_run}")
+        if schedule.state == "paused":
+            typer.echo(f"schedule {schedule.id} {schedule.name} is paused: no run until it is resumed")
+        else:
+            next_run = _when(schedule.next_run_at)
+            typer.echo(f"schedule {schedule.id} {schedule.name} is {schedule.state}; next run {next_run}")

@@ -28,7 +28,9 @@ from service.study_view import studies_table, study_details, trial_details, tria
 from service.study_watch import WatchFormat, wait_until_ended, watch
 
 study_app = typer.Typer(
-    help="Studies: create from a YAML/JSON spec, inspect, follow, cancel, delete.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Studies: create from a YAML/JSON spec, inspect, follow, cancel, delete.",
+    no_args_is_help=True,
 )
 
 StudyArgument = typer.Argument(..., help="The study's id or name.")

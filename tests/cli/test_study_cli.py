@@ -4,6 +4,8 @@ exit codes as documented in service.cli_common."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,6 +114,7 @@ def test_exit_codes_a_script_can_rely_on(hps: Hps, server: RunningServer, tmp_pa
     for command in (["list"], ["show", name], ["watch", name, "--once"]):
         gone = hps("study", *command, "--api", f"http://127.0.0.1:{nobody}")
         assert gone.exit_code == EXIT_UNAVAILABLE and "unreachable" in gone.stderr
+        assert f"no answer from http://127.0.0.1:{nobody}" in gone.stderr  # the URL it tried
 
 
 def test_the_console_script_reads_stdin_and_exits_with_the_codes(hps: Hps) -> None:
@@ -207,3 +210,17 @@ def test_an_admin_creates_a_study_in_another_project(hps: Hps, server: RunningSe
         "study", "create", "-f", "-", "--project", "no spaces", input=json.dumps(external_spec(unique("x")))
     )
     assert bad.exit_code == EXIT_API_ERROR and "project" in bad.stderr
+
+
+def test_help_is_plain_text_a_person_can_read() -> None:
+    for command in (
+        ["--help"],
+        ["study", "create", "--help"],
+        ["schedule", "pause", "--help"],
+        ["worker", "--help"],
+    ):
+        argv = [sys.executable, "-m", "service.cli", *command]
+        shown = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        assert shown.returncode == 0, shown.stderr
+        assert "<bool>" not in shown.stdout and "│" not in shown.stdout  # no type tags on flags, no boxes
+        assert all("          " * 4 not in line for line in shown.stdout.splitlines()), shown.stdout

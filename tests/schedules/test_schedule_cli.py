@@ -38,7 +38,8 @@ def test_create_list_show_pause_resume_run_delete(api_server: RunningServer, tmp
     assert shown.exit_code == 0 and json.loads(shown.stdout)["incumbent"] is None
     table = hps("schedule", "show", str(schedule["id"]))
     assert table.exit_code == 0 and "incumbent: none yet" in table.stdout
-    assert "paused" in hps("schedule", "pause", name).stdout
+    paused = hps("schedule", "pause", name).stdout
+    assert "is paused: no run until it is resumed" in paused and "next run" not in paused
     assert "active" in hps("schedule", "resume", name).stdout
     ran = hps("schedule", "run", name, "-o", "json")
     assert ran.exit_code == 0, ran.stderr
