@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import logging
 import os
 import random
 import re
@@ -39,6 +40,8 @@ SPLIT_COLUMN = "split"
 SAFE_WEIGHTS = "model.safetensors"
 SAFE_WEIGHTS_INDEX = "model.safetensors.index.json"  # a sharded checkpoint: names its weight files
 _SPLIT_SEED = 0  # fixed, so every worker and every run sees the same split
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -159,9 +162,14 @@ def _load_pretrained(model_dir: Path, label_names: list[str]) -> tuple[Any, nn.M
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
+    # transformers reports a new classification head as a table of MISSING weights, in terminal colours,
+    # with a progress bar: expected when fine-tuning, alarming in a worker's log. hps says it in one line.
+    transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False)
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model, loading = AutoModelForSequenceClassification.from_pretrained(
         str(model_dir),
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
@@ -173,6 +181,16 @@ def _load_pretrained(model_dir: Path, label_names: list[str]) -> tuple[Any, nn.M
         # to unpickling pytorch_model.bin, should that check be changed.
         use_safetensors=True,
         weights_only=True,
+        output_loading_info=True,
+    )
+    new = sorted(loading.get("missing_keys", []))
+    log.info(
+        "loaded the pretrained encoder in %s; its new classification head (%d labels: %s; %s) starts from "
+        "random weights in every trial, as fine-tuning expects",
+        model_dir,
+        len(label_names),
+        ", ".join(label_names),
+        ", ".join(new) or "no new weights",
     )
     return tokenizer, cast(nn.Module, model)
 
