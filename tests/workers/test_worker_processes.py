@@ -43,10 +43,12 @@ def run_study(server: RunningServer, workers: int, timeout: float = 300, **spec:
         created = client.post("/v1/studies", json=body)
         assert created.status_code == 201, created.text
         study_id = created.json()["id"]
-    wait_for(start_workers(server, workers), timeout)
+    started = start_workers(server, workers)
+    wait_for(started, timeout)
     with server.client() as client:
         study = client.get(f"/v1/studies/{study_id}").json()
         study["trials"] = client.get(f"/v1/studies/{study_id}/trials", params={"limit": 200}).json()["items"]
+    study["worker_log"] = "\n".join(worker.output() for worker in started)
     return dict(study)
 
 
@@ -138,6 +140,10 @@ def test_text_classification_fine_tunes_minilm(api_server: RunningServer) -> Non
     assert study["spec"]["task"]["model"] == "minilm-l6"
     assert 0.0 <= trial["value"] <= 1.0
     assert trial["attrs"]["steps"] == 3
+    # The new classification head is said in one plain line, not transformers' coloured table.
+    log = study["worker_log"]
+    assert "new classification head (2 labels" in log
+    assert "LOAD REPORT" not in log and "MISSING" not in log and "\x1b[" not in log
 
 
 def test_device_all_without_gpus_runs_one_cpu_worker(api_server: RunningServer, tmp_path: Path) -> None:
