@@ -3,8 +3,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+
+# The suite runs in several processes on few cores: one thread of linear algebra each (and in the
+# servers and workers they start, which inherit it) instead of every process taking every core.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import pytest
 
