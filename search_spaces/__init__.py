@@ -5,6 +5,7 @@ params); it depends on neither.
 """
 
 from search_spaces.compile import CompiledSpace, ParamsMismatch, compile_space
+from search_spaces.learning_rates import LearningRates, fit_learning_rates
 from search_spaces.presets import UnknownPreset, list_presets, load_preset, resolve
 from search_spaces.schema import (
     CategoricalParam,
@@ -21,6 +22,7 @@ __all__ = [
     "CompiledSpace",
     "FloatParam",
     "IntParam",
+    "LearningRates",
     "Param",
     "ParamValue",
     "ParamsMismatch",
@@ -28,6 +30,7 @@ __all__ = [
     "SearchSpaceError",
     "UnknownPreset",
     "compile_space",
+    "fit_learning_rates",
     "list_presets",
     "load_preset",
     "resolve",

@@ -13,7 +13,15 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from search_spaces import CompiledSpace, ParamValue, SearchSpaceError, compile_space, resolve
+from search_spaces import (
+    CompiledSpace,
+    ParamValue,
+    SearchSpace,
+    SearchSpaceError,
+    compile_space,
+    fit_learning_rates,
+    resolve,
+)
 from service.access import require_study
 from service.clock import utcnow
 from service.errors import InvalidInput, StudyNameTaken
@@ -27,6 +35,7 @@ from service.store.trials import TrialRepository
 from service.strategies import check_sampler, rehearse
 from service.views import StudyView, study_views
 from workers.registry import Registry, UnknownName
+from workers.tasks.families import learning_rates
 from workers.trial_params import check_space
 
 DEFAULT_N_TRIALS = 20
@@ -36,7 +45,7 @@ def normalize_spec(spec: StudySpec, registry: Registry) -> StudySpec:
     """Fill every default (the task's too) and resolve the search space, so the stored spec says
     everything a worker needs and never changes meaning later."""
     try:
-        space = resolve(spec.search_space)
+        space = _fit_to_family(spec, resolve(spec.search_space), registry)
         compiled = compile_space(space)
     except (SearchSpaceError, ValidationError) as exc:
         raise InvalidInput(str(exc), field="search_space") from None
@@ -90,6 +99,25 @@ def _with_task_defaults(spec: StudySpec, task: TaskSpec, registry: Registry) -> 
             name="successive_halving", min_resource=1, reduction_factor=3
         )
     return spec.model_copy(update=update)
+
+
+def _fit_to_family(spec: StudySpec, space: SearchSpace, registry: Registry) -> SearchSpace:
+    """A preset's learning rates fitted to the family of the model the study fine-tunes (see
+    ``workers.tasks.families``); the study's own ``lr`` param and its own starts are kept as written."""
+    if spec.task is None or spec.search_space.preset is None:
+        return space
+    task = spec.task
+    try:
+        family = registry.resolve(task.name, task.model, task.dataset).family
+    except UnknownName:
+        return space  # refused with its field by the task's own checks
+    rates = learning_rates(family)
+    if rates is None:
+        return space
+    own = spec.search_space
+    return fit_learning_rates(
+        space, rates, keep_range="lr" in (own.params or {}), keep_starts=own.starts is not None
+    )
 
 
 def _check_space_for_task(compiled: CompiledSpace, registry: Registry, task: str) -> None:

@@ -4,7 +4,8 @@ Tasks are code, published through the ``hps.tasks`` entry-point group. Models an
 the machines that run them, registered by the operator in a YAML file (``HPS_REGISTRY``)::
 
     models:
-      my-bert: {task: text-classification, path: /models/bert-base, description: "BERT base"}
+      my-bert: {task: text-classification, path: /models/bert-base, description: "BERT base",
+                family: transformer}
     datasets:
       tickets:
         task: text-classification
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from workers.tasks.base import DatasetEntry, ModelEntry, TaskInfo
 from workers.tasks.catalog import builtin_datasets, builtin_models
+from workers.tasks.families import FAMILIES
 
 ENTRY_POINT_GROUP = "hps.tasks"
 Entry = TypeVar("Entry", ModelEntry, DatasetEntry)
@@ -57,6 +59,7 @@ class _FileEntry(BaseModel):
     path: str | None = None
     description: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
+    family: str | None = None
 
 
 class _RegistryFile(BaseModel):
@@ -76,6 +79,13 @@ class ResolvedTask:
     epochs: int
     batch_size: int
     max_steps_per_epoch: int | None
+
+    @property
+    def family(self) -> str:
+        """The model family whose learning rates a preset is fitted to (``workers.tasks.families``)."""
+        if self.model is not None and self.model.family is not None:
+            return self.model.family
+        return self.info.family
 
 
 @dataclass(frozen=True)
@@ -180,10 +190,19 @@ def _file_entry(
         raise RegistryError(f"{kind} {name!r} is already registered (built in); pick another name")
     if entry.task not in tasks:
         raise RegistryError(f"{kind} {name!r} names task {entry.task!r}, which is not registered")
+    if entry.family is not None and (kind != "model" or entry.family not in FAMILIES):
+        known = ", ".join(FAMILIES)
+        raise RegistryError(f"{kind} {name!r}: family is for models, one of {known}; got {entry.family!r}")
     path = None if entry.path is None else (base / entry.path).resolve()
     made: ModelEntry | DatasetEntry
     if kind == "model":
-        made = ModelEntry(name=name, task=entry.task, description=entry.description, options=entry.options)
+        made = ModelEntry(
+            name=name,
+            task=entry.task,
+            description=entry.description,
+            options=entry.options,
+            family=entry.family,
+        )
     else:
         made = DatasetEntry(name=name, task=entry.task, description=entry.description, options=entry.options)
     return replace(made, path=path)

@@ -8,6 +8,7 @@ from service.api.schemas import (
     CurvePoint,
     EntryOut,
     IncumbentOut,
+    LearningRatesOut,
     LeaseOut,
     ProgressOut,
     PromotionOut,
@@ -28,6 +29,7 @@ from service.store.tokens import TokenRecord
 from service.trials import AskedTrial, ReportAnswer
 from service.views import StudyView, TrialView
 from workers.tasks.base import DatasetEntry, ModelEntry, TaskInfo
+from workers.tasks.families import learning_rates
 
 
 def trial_out(view: TrialView) -> TrialOut:
@@ -112,6 +114,8 @@ def task_out(info: TaskInfo) -> TaskOut:
         metrics=dict(info.metrics),
         default_metric=info.default_metric,
         optimizers=list(info.optimizers),
+        family=info.family,
+        learning_rates=learning_rates_out(info.family),
         defaults={
             "model": info.default_model,
             "dataset": info.default_dataset,
@@ -122,9 +126,18 @@ def task_out(info: TaskInfo) -> TaskOut:
     )
 
 
+def learning_rates_out(family: str) -> LearningRatesOut | None:
+    """The learning rates a family's studies get from a preset (None: the preset's own)."""
+    rates = learning_rates(family)
+    if rates is None:
+        return None
+    return LearningRatesOut(low=rates.low, high=rates.high, starts=dict(rates.starts))
+
+
 def entry_out(entry: ModelEntry | DatasetEntry) -> EntryOut:
     """A registered model or dataset, without its path."""
-    return EntryOut(name=entry.name, task=entry.task, description=entry.description)
+    family = entry.family if isinstance(entry, ModelEntry) else None
+    return EntryOut(name=entry.name, task=entry.task, description=entry.description, family=family)
 
 
 def token_out(token: TokenRecord) -> TokenOut:

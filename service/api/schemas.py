@@ -198,6 +198,14 @@ class ClaimOut(Out):
     seed: int = Field(description="Seed for the trial's training run (model head, data order).")
 
 
+class LearningRatesOut(Out):
+    """The learning rates a model family's studies get when they use a preset."""
+
+    low: float = Field(description="The lr range searched (log scale)...")
+    high: float = Field(description="...up to here.")
+    starts: dict[str, float] = Field(description="The lr each optimizer's start uses.")
+
+
 class TaskOut(Out):
     """A registered task."""
 
@@ -208,6 +216,10 @@ class TaskOut(Out):
     optimizers: list[str] = Field(
         description="The optimizers its workers run: a search space may choose these."
     )
+    family: str = Field(description="The model family of its models, unless a model names its own.")
+    learning_rates: LearningRatesOut | None = Field(
+        description="What a study's preset lr range and starts are fitted to; null: the preset's own."
+    )
     defaults: dict[str, Any]
 
 
@@ -217,6 +229,7 @@ class EntryOut(Out):
     name: str
     task: str
     description: str
+    family: str | None = Field(default=None, description="A model's family; null: its task's.")
 
 
 class TaskList(Out):

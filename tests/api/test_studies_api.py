@@ -258,6 +258,41 @@ def test_catalog_of_tasks_models_and_datasets(api_server: RunningServer) -> None
     assert tasks["digits"]["metrics"] == {"val_accuracy": "maximize", "val_loss": "minimize"}
     assert models["minilm-l6"]["task"] == "text-classification"
     assert "path" not in models["minilm-l6"] and "reviews-sample" in datasets
+    # Which learning rates a study's preset is fitted to, per model family.
+    text = tasks["text-classification"]
+    assert text["family"] == models["minilm-l6"]["family"] == "transformer"
+    assert text["learning_rates"]["starts"]["adamw"] == 5e-5 and text["learning_rates"]["high"] == 1e-3
+    assert tasks["digits"]["family"] == "cnn" and tasks["digits"]["learning_rates"] is None
+
+
+def test_a_preset_is_fitted_to_the_models_family_unless_the_study_says_otherwise(
+    api_server: RunningServer,
+) -> None:
+    task = {"name": "text-classification"}
+    own_lr = {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "scale": "log"}}
+    with api_server.client() as client:
+        fitted = client.post(
+            "/v1/studies", json={"name": unique(), "task": task, "search_space": {"preset": "adamw"}}
+        )
+        kept = client.post(
+            "/v1/studies",
+            json={
+                "name": unique(),
+                "task": task,
+                "search_space": {"preset": "adamw", "params": own_lr, "starts": []},
+            },
+        )
+        cnn = client.post(
+            "/v1/studies",
+            json={"name": unique(), "task": {"name": "digits"}, "search_space": {"preset": "adamw"}},
+        )
+    space = fitted.json()["spec"]["search_space"]
+    assert (space["params"]["lr"]["low"], space["params"]["lr"]["high"]) == (5e-6, 1e-3)
+    assert space["starts"][0]["lr"] == 5e-5
+    own = kept.json()["spec"]["search_space"]
+    assert (own["params"]["lr"]["low"], own["params"]["lr"]["high"], own["starts"]) == (1e-4, 1e-2, [])
+    digits = cnn.json()["spec"]["search_space"]
+    assert (digits["params"]["lr"]["high"], digits["starts"][0]["lr"]) == (0.1, 1e-3)  # the preset as written
 
 
 def test_a_task_study_gets_the_tasks_defaults(api_server: RunningServer) -> None:

@@ -8,9 +8,12 @@ from pydantic import ValidationError
 from search_spaces import (
     CategoricalParam,
     FloatParam,
+    LearningRates,
     SearchSpace,
     SearchSpaceError,
     UnknownPreset,
+    compile_space,
+    fit_learning_rates,
     list_presets,
     load_preset,
     resolve,
@@ -166,3 +169,19 @@ def test_resolve_reports_an_unknown_preset_on_the_preset_field() -> None:
         resolve(space)
     assert info.value.field == "preset"
     assert "known presets: adam" in info.value.message
+
+
+def test_a_preset_is_fitted_to_a_familys_learning_rates() -> None:
+    rates = LearningRates(low=1e-6, high=1e-3, starts={"adamw": 5e-5, "adam": 3e-5})
+    space = resolve(SearchSpace(preset="optimizers"))
+    fitted = fit_learning_rates(space, rates)
+    lr = (fitted.params or {})["lr"]
+    assert isinstance(lr, FloatParam) and (lr.low, lr.high, lr.scale) == (1e-6, 1e-3, "log")
+    by_optimizer = {start["optimizer"]: start["lr"] for start in fitted.starts or []}
+    # Named optimizers take their rate; the others are clipped into the range.
+    assert by_optimizer == {"adamw": 5e-5, "adam": 3e-5, "sgd": 1e-3, "adagrad": 1e-3}
+    kept = fit_learning_rates(space, rates, keep_range=True, keep_starts=True)
+    assert kept.params == space.params and kept.starts == space.starts
+    compile_space(fitted)  # still a valid space: every start fits
+    with pytest.raises(ValueError, match="outside"):
+        LearningRates(low=1e-6, high=1e-3, starts={"sgd": 0.1})

@@ -54,6 +54,8 @@ datasets:
         ("models:\n  x: {task: digits, colour: red}\n", "colour"),
         ("surprise: {}\n", "surprise"),
         ("models: [\n", "cannot read"),
+        ("models:\n  x: {task: digits, family: bird}\n", "family"),
+        ("datasets:\n  x: {task: digits, family: cnn}\n", "family is for models"),
     ],
 )
 def test_a_bad_file_fails_with_a_message(tmp_path: Path, text: str, words: str) -> None:
@@ -69,3 +71,10 @@ def test_names_must_exist_and_belong_to_the_task() -> None:
         registry.resolve("digits", model="minilm-l6")
     with pytest.raises(UnknownName, match="registered: digits-5to9"):
         registry.resolve("digits", dataset="missing")
+
+
+def test_a_models_family_overrides_its_tasks(tmp_path: Path) -> None:
+    path = write(tmp_path, "models:\n  tiny-cnn: {task: text-classification, path: m, family: cnn}\n")
+    registry = load_registry(path)
+    assert registry.resolve("text-classification").family == "transformer"  # the task's, for minilm-l6
+    assert registry.resolve("text-classification", model="tiny-cnn").family == "cnn"

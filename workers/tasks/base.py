@@ -40,6 +40,9 @@ class TaskInfo:
     implementation: str  # "package.module:factory", imported by workers only
     # The optimizers its workers run; a study's search space may choose among these only.
     optimizers: tuple[str, ...] = OPTIMIZERS
+    # The model family of its models unless a model names its own (``workers.tasks.families``): which
+    # learning rates a study's preset is fitted to.
+    family: str = "small-network"
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class ModelEntry:
     description: str = ""
     path: Path | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    family: str | None = None  # None: the task's family
 
 
 @dataclass(frozen=True)

