@@ -13,14 +13,13 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from service import tokens
 from service.cli_report import report
 from service.cli_schedule import schedule_app
 from service.cli_study import study_app
+from service.cli_token import token_app
 from service.config import ConfigError, Settings, load_settings
-from service.errors import DomainError
 from service.store import schema
-from service.store.database import Database
+from service.store.database import describe_database
 from workers.registry import RegistryError, load_registry
 
 app = typer.Typer(
@@ -28,9 +27,6 @@ app = typer.Typer(
 )
 db_app = typer.Typer(rich_markup_mode=None, help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-token_app = typer.Typer(
-    rich_markup_mode=None, help="API tokens (stored hashed; a secret is shown once).", no_args_is_help=True
-)
 app.add_typer(token_app, name="token")
 app.add_typer(study_app, name="study")
 app.add_typer(schedule_app, name="schedule")
@@ -63,9 +59,9 @@ def serve(
     except RegistryError as exc:
         typer.echo(f"hps: {exc}", err=True)
         raise typer.Exit(2) from None
-    url = settings.resolved_database_url
+    database = settings.resolved_database_url
     try:
-        schema.prepare(url)
+        schema.prepare(database)
     except schema.SchemaBehind as exc:
         typer.echo(f"hps: {exc}", err=True)
         raise typer.Exit(3) from None
@@ -85,7 +81,7 @@ def serve(
     url = f"http://{bound_host}:{bound_port}"
     if address_file is not None:
         address_file.write_text(url)
-    typer.echo(f"hps serving on {url}")
+    typer.echo(f"hps serving on {url}, on the {describe_database(settings.resolved_database_url)}")
     server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level=log_level))
     server.run(sockets=[listener])
 
@@ -94,6 +90,7 @@ def serve(
 def db_upgrade() -> None:
     """Create or upgrade Optuna's tables and the hps tables in HPS_DATABASE_URL."""
     settings = _settings()
+    typer.echo(f"upgrading the {describe_database(settings.resolved_database_url)}")
     revision = schema.upgrade(settings.resolved_database_url)
     typer.echo(f"database schema at {revision}")
 
@@ -108,7 +105,8 @@ def db_current() -> None:
         current = schema.is_current(engine)
     finally:
         engine.dispose()
-    typer.echo(f"at {found or 'nothing'}; head is {schema.head_revision()}")
+    where = describe_database(settings.resolved_database_url)
+    typer.echo(f"{where}: at {found or 'nothing'}; head is {schema.head_revision()}")
     if not current:
         raise typer.Exit(1)
 
@@ -157,65 +155,6 @@ def demo(
     from service.demo import run_demo
 
     raise typer.Exit(run_demo(data_dir=data_dir, n_trials=trials, n_workers=workers))
-
-
-def _database(settings: Settings) -> Database:
-    url = settings.resolved_database_url
-    try:
-        schema.prepare(url)
-    except schema.SchemaBehind as exc:
-        typer.echo(f"hps: {exc}", err=True)
-        raise typer.Exit(3) from None
-    return Database(url, busy_timeout_s=settings.sqlite_busy_timeout_seconds)
-
-
-@token_app.command("create")
-def token_create(
-    name: str = typer.Option(..., help="What the token is for, e.g. 'gpu-box-3'."),
-    scope: list[str] = typer.Option(..., help="admin, write, read, worker or metrics; repeat for several."),
-    project: str | None = typer.Option(
-        None, help="The project it sees (required unless admin; none for metrics)."
-    ),
-) -> None:
-    """Create a token and print its secret (the only time it is shown)."""
-    db = _database(_settings())
-    try:
-        made = tokens.create_token(db, name=name, scopes=scope, project=project)
-    except DomainError as exc:
-        typer.echo(f"hps: {exc.detail}", err=True)
-        raise typer.Exit(2) from None
-    finally:
-        db.dispose()
-    typer.echo(f"token {made.record.id} ({', '.join(made.record.scopes)}; project {project or 'all'}):")
-    typer.echo(made.secret)
-
-
-@token_app.command("list")
-def token_list(project: str | None = typer.Option(None, help="Only this project's tokens.")) -> None:
-    """List tokens (never their secrets)."""
-    db = _database(_settings())
-    try:
-        found = tokens.list_tokens(db, project)
-    finally:
-        db.dispose()
-    for token in found:
-        state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
-        scopes = ",".join(token.scopes)
-        typer.echo(f"{token.id}  {token.name:24} {scopes:22} {token.project or '*':16} {state}")
-
-
-@token_app.command("revoke")
-def token_revoke(token_id: str) -> None:
-    """Revoke a token; it stops working within seconds on every server."""
-    db = _database(_settings())
-    try:
-        tokens.revoke_token(db, token_id, None)
-    except DomainError as exc:
-        typer.echo(f"hps: {exc.detail}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        db.dispose()
-    typer.echo(f"token {token_id} revoked")
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from service.api.schemas import (
     AskOut,
     ClaimOut,
     HeartbeatOut,
+    NewTokenOut,
     ReportOut,
     ScheduleOut,
     SchedulePage,
@@ -32,6 +33,8 @@ from service.api.schemas import (
     StudyOut,
     StudyPage,
     StudyReport,
+    TokenList,
+    TokenOut,
     TrialOut,
     TrialPage,
 )
@@ -288,6 +291,21 @@ class HpsClient:
         if response.status_code == 204:
             return None
         return ClaimOut.model_validate(response.json())
+
+    # Tokens (admin)
+
+    def create_token(self, name: str, scopes: Sequence[str], project: str | None = None) -> NewTokenOut:
+        """Create a token; the answer's ``token`` is its secret, shown this once."""
+        body = {"name": name, "scopes": list(scopes), "project": project}
+        return self._call("POST", "/v1/tokens", NewTokenOut, json=body)
+
+    def tokens(self) -> list[TokenOut]:
+        """Every token the caller may see (its project's, or all for a project-less admin)."""
+        return self._call("GET", "/v1/tokens", TokenList).items
+
+    def revoke_token(self, token_id: str) -> None:
+        """Revoke a token; it stops working within seconds on every server."""
+        self._request("DELETE", f"/v1/tokens/{token_id}")
 
     # Plumbing
 

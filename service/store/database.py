@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 from optuna.exceptions import StorageInternalError
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -91,6 +91,17 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def describe_database(url: str) -> str:
+    """Which database a URL names, for a person: the SQLite file's path, or the server and database (the
+    password never shown)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite file {parsed.database}"
+    host = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+    user = f" as {parsed.username}" if parsed.username else ""
+    return f"PostgreSQL database {parsed.database} on {host}{user}"
 
 
 def _create_engine(url: str, *, busy_timeout_s: float, pool_size: int) -> Engine:

@@ -15,7 +15,8 @@ from sqlalchemy import create_engine, text
 
 from harness.api import assert_error, study_body, unique
 from harness.databases import sqlite_url
-from harness.servers import RunningServer, start_server
+from harness.ports import free_port
+from harness.servers import ADMIN_TOKEN, RunningServer, start_server
 
 
 def new_token(server: RunningServer, scopes: list[str], project: str | None) -> str:
@@ -213,7 +214,29 @@ def test_no_cors_unless_configured(api_server: RunningServer) -> None:
     assert response.status_code == 200 and "access-control-allow-origin" not in response.headers
 
 
-def test_token_cli_creates_lists_and_revokes(tmp_path: Path) -> None:
+def test_token_cli_goes_through_the_running_service(api_server: RunningServer, tmp_path: Path) -> None:
+    # Run from another directory with another data dir: the token must still land where the server is.
+    env = {"PATH": os.environ.get("PATH", ""), "HPS_DATA_DIR": str(tmp_path), "HPS_TOKEN": ADMIN_TOKEN}
+    project = unique("cli")
+
+    def hps(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "service.cli", "token", *args, "--api", api_server.base_url]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+    created = hps("create", "--name", "gpu-box", "--scope", "read", "--project", project)
+    assert created.returncode == 0, created.stderr
+    assert f"through the service at {api_server.base_url}" in created.stderr
+    token_id, secret = created.stdout.split()[1], created.stdout.strip().splitlines()[-1]
+    with api_server.client(secret) as client:
+        assert client.get("/v1/studies").status_code == 200  # the running server knows it
+    listed = hps("list", "--project", project)
+    assert token_id in listed.stdout and "read" in listed.stdout and secret not in listed.stdout
+    assert hps("revoke", token_id).returncode == 0
+    assert "revoked" in hps("list", "--project", project).stdout
+    assert not (tmp_path / "hps.db").exists()  # nothing written beside the command
+
+
+def test_token_cli_writes_a_database_only_when_asked_and_says_which(tmp_path: Path) -> None:
     env = {"PATH": os.environ.get("PATH", ""), "HPS_DATA_DIR": str(tmp_path)}
 
     def hps(*args: str) -> subprocess.CompletedProcess[str]:
@@ -225,14 +248,21 @@ def test_token_cli_creates_lists_and_revokes(tmp_path: Path) -> None:
             timeout=60,
         )
 
-    created = hps("create", "--name", "gpu-box", "--scope", "worker", "--project", "vision")
+    nobody = f"http://127.0.0.1:{free_port()}"
+    refused = hps(
+        "create", "--name", "x", "--scope", "read", "--project", "p", "--api", nobody, "--token", "t"
+    )
+    assert refused.returncode == 3 and f"no answer from {nobody}" in refused.stderr
+    assert not (tmp_path / "hps.db").exists()
+    created = hps("create", "--name", "gpu-box", "--scope", "worker", "--project", "vision", "--database")
     assert created.returncode == 0, created.stderr
+    assert f"SQLite file {tmp_path.resolve() / 'hps.db'}" in created.stderr
     token_id = created.stdout.split()[1]
     secret = created.stdout.strip().splitlines()[-1]
     assert secret.startswith("hps_")
-    listed = hps("list")
+    listed = hps("list", "--database")
     assert token_id in listed.stdout and "worker" in listed.stdout and secret not in listed.stdout
-    assert hps("revoke", token_id).returncode == 0
-    assert "revoked" in hps("list").stdout
-    refused = hps("create", "--name", "bad", "--scope", "read")
-    assert refused.returncode == 2 and "project" in refused.stderr
+    assert hps("revoke", token_id, "--database").returncode == 0
+    assert "revoked" in hps("list", "--database").stdout
+    bad = hps("create", "--name", "bad", "--scope", "read", "--database")
+    assert bad.returncode == 2 and "project" in bad.stderr
