@@ -27,6 +27,7 @@ from service.api.schemas import StudyOut, TrialOut
 from service.client import HpsClient
 from service.study_watch import WatchFormat, watch
 from service.summary import summarize_by_optimizer
+from workers.trial_params import DEFAULT_OPTIMIZER
 
 _PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
@@ -165,7 +166,7 @@ def _print_results(console: Console, study: StudyOut, trials: list[TrialOut]) ->
         "failed",
     ):
         table.add_column(column, justify="left" if column == "optimizer" else "right")
-    for row in summarize_by_optimizer(trials, study.direction):
+    for row in summarize_by_optimizer(trials, study.direction, DEFAULT_OPTIMIZER):
         table.add_row(
             row.optimizer,
             str(row.trials),

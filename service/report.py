@@ -8,8 +8,9 @@ rules behind the recommendation's confidence, which are the constants below.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Literal
 
 from pydantic import ValidationError
@@ -29,9 +30,11 @@ from service.api.schemas import (
     TrialOut,
 )
 from service.clock import utcnow
-from service.summary import OptimizerSummary, optimizer_of, summarize_by_optimizer
+from service.summary import NOT_SEARCHED, OptimizerSummary, optimizer_of, summarize_by_optimizer
+from workers.trial_params import DEFAULT_OPTIMIZER
 
 Confidence = Literal["none", "low", "medium", "high"]
+Label = Callable[[TrialOut], str]  # a trial's optimizer, as the report calls it
 Edge = Literal["low", "high"]
 
 TOP_CURVES = 5
@@ -60,7 +63,10 @@ def build_report(
     """The report of ``study`` from its ``trials`` (any order) and their ``importances``."""
     finished = sorted((t for t in trials if t.state not in ("running", "queued")), key=lambda t: t.number)
     ranked = rank_complete(finished, study.direction)
-    summaries = summarize_by_optimizer(finished, study.direction)
+    # A study with a task runs its workers' default optimizer when its space names none.
+    default = DEFAULT_OPTIMIZER if study.spec.get("task") else NOT_SEARCHED
+    label: Label = partial(optimizer_of, default=default)
+    summaries = summarize_by_optimizer(finished, study.direction, default)
     lr_range = searched_lr_range(study.spec)
     return StudyReport(
         study_id=study.id,
@@ -70,13 +76,13 @@ def build_report(
         direction=study.direction,
         progress=study.progress,
         generated_at=now or utcnow(),
-        optimizers=[_row(summary, ranked) for summary in summaries],
-        history=_history(finished, study.direction),
-        top_curves=[_curve(trial) for trial in ranked[:top]],
+        optimizers=[_row(summary, ranked, label) for summary in summaries],
+        history=_history(finished, study.direction, label),
+        top_curves=[_curve(trial, label) for trial in ranked[:top]],
         lr_range=lr_range,
-        lr_vs_metric=_lr_series(finished, [s.optimizer for s in summaries]),
+        lr_vs_metric=_lr_series(finished, [s.optimizer for s in summaries], label),
         importances=importances,
-        recommendation=recommend(study, finished, ranked, summaries, lr_range),
+        recommendation=recommend(study, finished, ranked, summaries, lr_range, label),
     )
 
 
@@ -115,8 +121,8 @@ def lr_edge(lr: float, searched: LrRange) -> Edge | None:
     return "low" if position <= EDGE_SHARE else "high" if position >= 1 - EDGE_SHARE else None
 
 
-def _row(summary: OptimizerSummary, ranked: list[TrialOut]) -> OptimizerRow:
-    best = next((t for t in ranked if optimizer_of(t) == summary.optimizer), None)
+def _row(summary: OptimizerSummary, ranked: list[TrialOut], label: Label) -> OptimizerRow:
+    best = next((t for t in ranked if label(t) == summary.optimizer), None)
     return OptimizerRow(
         optimizer=summary.optimizer,
         trials=summary.trials,
@@ -134,38 +140,36 @@ def _row(summary: OptimizerSummary, ranked: list[TrialOut]) -> OptimizerRow:
     )
 
 
-def _history(finished: list[TrialOut], direction: str) -> list[HistoryPoint]:
+def _history(finished: list[TrialOut], direction: str, label: Label) -> list[HistoryPoint]:
     pick = max if direction == "maximize" else min
     points: list[HistoryPoint] = []
     for trial in finished:
         if trial.state != "complete" or trial.value is None:
             continue
         best = trial.value if not points else pick(points[-1].best_so_far, trial.value)
-        point = HistoryPoint(
-            number=trial.number, optimizer=optimizer_of(trial), value=trial.value, best_so_far=best
-        )
+        point = HistoryPoint(number=trial.number, optimizer=label(trial), value=trial.value, best_so_far=best)
         points.append(point)
     return points
 
 
-def _curve(trial: TrialOut) -> TrialCurve:
+def _curve(trial: TrialOut, label: Label) -> TrialCurve:
     return TrialCurve(
         number=trial.number,
-        optimizer=optimizer_of(trial),
+        optimizer=label(trial),
         value=trial.value if trial.value is not None else math.nan,
         params=trial.params,
         points=trial.intermediate_values,
     )
 
 
-def _lr_series(finished: list[TrialOut], order: list[str]) -> list[LrSeries]:
+def _lr_series(finished: list[TrialOut], order: list[str], label: Label) -> list[LrSeries]:
     series: dict[str, list[LrPoint]] = {name: [] for name in order}
     for trial in finished:
         lr = _lr_of(trial)
         if lr is not None:
             value = trial.value if trial.state == "complete" else None
             point = LrPoint(number=trial.number, lr=lr, value=value, state=trial.state)
-            series[optimizer_of(trial)].append(point)
+            series[label(trial)].append(point)
     return [LrSeries(optimizer=name, points=points) for name, points in series.items() if points]
 
 
@@ -175,13 +179,14 @@ def recommend(
     ranked: list[TrialOut],
     summaries: list[OptimizerSummary],
     searched: LrRange | None,
+    label: Label = optimizer_of,
 ) -> Recommendation:
     """What to use and how sure we are (docs/report.md, "The recommendation")."""
     if not ranked:
         return _nothing_yet(study, finished)
     best = ranked[0]
-    winner = optimizer_of(best)
-    backing = sum(optimizer_of(t) == winner for t in ranked)
+    winner = label(best)
+    backing = sum(label(t) == winner for t in ranked)
     runner = next((s for s in summaries if s.optimizer != winner and s.best_value is not None), None)
     value = best.value if best.value is not None else math.nan
     gap = None
@@ -190,9 +195,15 @@ def recommend(
     lr = _lr_of(best)
     edge = lr_edge(lr, searched) if lr is not None and searched is not None else None
     confidence, reasons = _confidence(ranked, winner, backing, runner, gap, edge)
-    summary = f"Use {winner} with {_describe(best.params)} (trial {best.number}): {study.metric} {value:.4g}."
-    if runner is not None and gap is not None:
+    use = _describe(best.params) if winner == NOT_SEARCHED else f"{winner} with {_describe(best.params)}"
+    summary = f"Use {use} (trial {best.number}): {study.metric} {value:.4g}."
+    if runner is not None and gap is not None and gap > 0:
         summary += f" It beats the runner-up, {runner.optimizer} ({runner.best_value:.4g}), by {gap:.4g}."
+    elif runner is not None:
+        summary += (
+            f" It ties with the runner-up, {runner.optimizer} ({runner.best_value:.4g}), which reached the "
+            "same best later: more trials of both would separate them."
+        )
     if edge is not None and searched is not None and lr is not None:
         way = "downward" if edge == "low" else "upward"
         summary += (

@@ -26,22 +26,38 @@ class OptimizerSummary:
     median_generalization_gap: float | None
 
 
-def summarize_by_optimizer(trials: Iterable[TrialOut], direction: str) -> list[OptimizerSummary]:
-    """One row per optimizer, best first. Trials without an ``optimizer`` param count as "adamw",
-    the workers' default."""
+# What a trial's optimizer is called when its study searches none and has no task whose workers would pick
+# one: the report then never names an optimizer the study did not try.
+NOT_SEARCHED = "(not searched)"
+
+
+def summarize_by_optimizer(
+    trials: Iterable[TrialOut], direction: str, default: str = NOT_SEARCHED
+) -> list[OptimizerSummary]:
+    """One row per optimizer, best first; between equal bests, the one that reached it first (the rule the
+    recommendation follows). Trials without an ``optimizer`` param count as ``default``: the workers'
+    default optimizer for a study with a task, :data:`NOT_SEARCHED` otherwise."""
     groups: dict[str, list[TrialOut]] = {}
-    for trial in trials:
+    for trial in sorted(trials, key=lambda t: t.number):
         if trial.state in ("running", "queued"):
             continue
-        groups.setdefault(optimizer_of(trial), []).append(trial)
+        groups.setdefault(optimizer_of(trial, default), []).append(trial)
     rows = [_summarize(name, group, direction) for name, group in groups.items()]
     sign = -1.0 if direction == "maximize" else 1.0
-    return sorted(rows, key=lambda r: (r.best_value is None, sign * (r.best_value or 0.0)))
+    first_best = {row.optimizer: _first_reaching(groups[row.optimizer], row.best_value) for row in rows}
+    return sorted(
+        rows, key=lambda r: (r.best_value is None, sign * (r.best_value or 0.0), first_best[r.optimizer])
+    )
 
 
-def optimizer_of(trial: TrialOut) -> str:
-    """The trial's optimizer; a space without an ``optimizer`` param runs the workers' default, adamw."""
-    return str(trial.params.get("optimizer", "adamw"))
+def optimizer_of(trial: TrialOut, default: str = NOT_SEARCHED) -> str:
+    """The trial's optimizer, or ``default`` when its study's space has no ``optimizer`` param."""
+    return str(trial.params.get("optimizer", default))
+
+
+def _first_reaching(trials: list[TrialOut], best: float | None) -> int:
+    """The number of the earliest complete trial with value ``best`` (trials are in number order)."""
+    return next((t.number for t in trials if t.state == "complete" and t.value == best), 2**31)
 
 
 def _summarize(name: str, trials: list[TrialOut], direction: str) -> OptimizerSummary:

@@ -190,7 +190,9 @@ def test_identical_results_and_divergence_are_explained_not_errors(stack: Stack)
     assert report.importances.notes == [
         "Optuna could not compute importances: every complete trial scored the same."
     ]
-    assert report.optimizers[0].optimizer == "adamw"  # no optimizer param: the workers' default
+    # No optimizer param and no task whose workers would pick one: the report names no optimizer.
+    assert report.optimizers[0].optimizer == "(not searched)"
+    assert report.recommendation.summary.startswith("Use lr ")
 
     hot = {"params": {"lr": {"type": "float", "low": 0.5, "high": 1.0}}, "starts": []}
     study_id = create(stack, "hot", search_space=hot, pruner={"name": "none"}, budget={"n_trials": 3})
@@ -224,3 +226,24 @@ def test_a_grid_studys_lr_range_is_its_values(stack: Stack) -> None:
     )
     report, _ = report_of(stack, study_id)
     assert report.lr_range == LrRange(low=2e-5, high=5e-5, scale="grid")
+
+
+def test_a_tie_is_called_a_tie_and_the_table_agrees_with_the_recommendation(stack: Stack) -> None:
+    space = {
+        "params": {
+            "optimizer": {"type": "categorical", "choices": ["adam", "adagrad"]},
+            "lr": {"type": "float", "low": 1e-4, "high": 1e-1, "scale": "log"},
+        },
+        "starts": [{"optimizer": "adagrad", "lr": 1e-2}, {"optimizer": "adam", "lr": 1e-3}],
+    }
+    study_id = create(stack, "tie", search_space=space, pruner={"name": "none"}, budget={"n_trials": 2})
+    driver = StackDriver(stack, study_id)
+    for _ in range(2):
+        number, _ = driver.ask()
+        driver.complete(number, "complete", 0.9, None, {})
+    report, _ = report_of(stack, study_id)
+    advice = report.recommendation
+    # adagrad reached 0.9 first: it is recommended, and listed first.
+    assert advice.best_optimizer == "adagrad" == report.optimizers[0].optimizer
+    assert advice.gap_to_runner_up == 0.0 and "by 0" not in advice.summary
+    assert "It ties with the runner-up, adam (0.9)" in advice.summary
