@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -70,7 +71,39 @@ def run_demo(*, data_dir: Path, n_trials: int, n_workers: int) -> int:
             study = watch(hps, study.id, console, show=show, interval=0.5)
             trials = list(hps.trials(study.id))
         _print_results(console, study, trials)
+    _print_next_steps(console, study, data_dir, token)
     return 0 if study.state == "completed" else 1
+
+
+def _print_next_steps(console: Console, study: StudyOut, data_dir: Path, token: str) -> None:
+    """Where the study is kept, and the commands that open it again: the dashboard, the report, Optuna."""
+    hps = _command_path()
+    database = data_dir / "hps.db"
+    url = "http://127.0.0.1:8000"
+    console.print()
+    console.print("[bold]What next[/]")
+    console.print(f"  The study is kept in the SQLite file {database}.")
+    console.print("  Open it again with the dashboard (any user name; the token as the password):")
+    console.print(
+        f"    HPS_DATA_DIR={shlex.quote(str(data_dir))} HPS_ADMIN_TOKEN={token} {hps} serve", soft_wrap=True
+    )
+    console.print(f"    then {url}/dashboard/studies/{study.id}")
+    console.print("  With that server running, the optimizer report as one HTML file:")
+    console.print(f"    {hps} report {study.name} -o report.html --api {url} --token {token}", soft_wrap=True)
+    console.print("  In Python, with Optuna alone:")
+    storage = f"sqlite:///{database}"
+    console.print(
+        f'    optuna.load_study(study_name="{study.optuna_name}", storage="{storage}")', soft_wrap=True
+    )
+
+
+def _command_path() -> str:
+    """How to call ``hps`` from here: the virtualenv's script, relative to the current directory if inside."""
+    script = Path(sys.executable).with_name("hps")
+    try:
+        return f"./{script.relative_to(Path.cwd())}" if script.exists() else "hps"
+    except ValueError:
+        return str(script)
 
 
 def _launch(processes: ExitStack, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -36,12 +36,21 @@ class RunningTrial:
 
 
 @dataclass(frozen=True)
+class Mark:
+    """A moment the watcher saw ``done`` trials finished: the pace is measured from here."""
+
+    at: datetime
+    done: int
+
+
+@dataclass(frozen=True)
 class Snapshot:
-    """One look at a study."""
+    """One look at a study. ``mark`` is the first look that saw a finished trial."""
 
     study: StudyOut
     running: list[RunningTrial]
     taken_at: datetime
+    mark: Mark | None = None
 
     @property
     def done(self) -> int:
@@ -60,11 +69,18 @@ class Snapshot:
 
     @property
     def eta_s(self) -> float | None:
-        """Seconds left at the pace so far, None before the first trial finishes or once ended."""
-        if self.ended or self.done == 0:
+        """Seconds left at the pace trials have finished at since the watcher first saw one finish; None
+        until a further trial has finished, or once ended. The time before the first finish is left out:
+        it holds the workers' one-off start (loading or pretraining a model), which the rest will not."""
+        if self.ended or self.mark is None or self.done <= self.mark.done:
             return None
-        elapsed = (self.taken_at - self.study.created_at).total_seconds()
-        return max(0.0, elapsed / self.done * max(0, self.total - self.done))
+        seconds_each = (self.taken_at - self.mark.at).total_seconds() / (self.done - self.mark.done)
+        return max(0.0, seconds_each * max(0, self.total - self.done))
+
+    @property
+    def eta_text(self) -> str:
+        """The ETA for a person: ``h:mm:ss``, ``estimating`` until the pace is known, ``-`` once ended."""
+        return "-" if self.ended else format_eta(self.eta_s)
 
     def to_json(self) -> dict[str, Any]:
         """The snapshot as plain data (``--output json``)."""
@@ -88,7 +104,7 @@ class Snapshot:
         running = ", ".join(f"#{t.number} epoch {'-' if t.step is None else t.step}" for t in self.running)
         return (
             f"study {self.study.id} {self.study.state}: {self.done}/{self.total} trials, "
-            f"best {self.study.metric} {best}, ETA {format_eta(self.eta_s)}, "
+            f"best {self.study.metric} {best}, ETA {self.eta_text}, "
             f"running {len(self.running)}" + (f" [{running}]" if running else "")
         )
 
@@ -101,8 +117,8 @@ class WatchFormat(StrEnum):
     json = "json"  # one JSON object per line
 
 
-def take_snapshot(hps: HpsClient, study_id: int) -> Snapshot:
-    """Read the study and its running trials now."""
+def take_snapshot(hps: HpsClient, study_id: int, previous: Snapshot | None = None) -> Snapshot:
+    """Read the study and its running trials now (``previous``: the last look, whose mark is kept)."""
     study = hps.get_study(study_id)
     running = [
         RunningTrial(
@@ -113,13 +129,17 @@ def take_snapshot(hps: HpsClient, study_id: int) -> Snapshot:
         )
         for trial in hps.trials(study_id, state="running")
     ]
-    return Snapshot(study, running, datetime.now(UTC))
+    now = datetime.now(UTC)
+    mark = previous.mark if previous is not None else None
+    if mark is None and finished_count(study) > 0:
+        mark = Mark(now, finished_count(study))
+    return Snapshot(study, running, now, mark)
 
 
 def format_eta(seconds: float | None) -> str:
-    """``h:mm:ss``, or ``-`` when unknown."""
+    """``h:mm:ss``, or ``estimating`` until the pace is known."""
     if seconds is None:
-        return "-"
+        return "estimating"
     whole = round(seconds)
     return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
@@ -132,7 +152,7 @@ def render(snapshot: Snapshot) -> RenderableType:
         f"[bold]study {study.id}[/] [cyan]{study.name}[/] {study.state}",
         ProgressBar(total=max(snapshot.total, 1), completed=snapshot.done, width=30),
         f"{snapshot.done}/{snapshot.total} trials",
-        f"ETA {format_eta(snapshot.eta_s)}",
+        f"ETA {snapshot.eta_text}",
         f"best {study.metric} {format_value(study.best.value if study.best else None)}",
     )
     if not snapshot.running:
@@ -165,13 +185,13 @@ def watch(
         with Live(render(snapshot), console=console, refresh_per_second=4) as live:
             while not snapshot.ended:
                 time.sleep(interval)
-                snapshot = take_snapshot(hps, study_id)
+                snapshot = take_snapshot(hps, study_id, snapshot)
                 live.update(render(snapshot))
         return snapshot.study
     shown = _emit(snapshot, show, None)
     while not once and not snapshot.ended:
         time.sleep(interval)
-        snapshot = take_snapshot(hps, study_id)
+        snapshot = take_snapshot(hps, study_id, snapshot)
         shown = _emit(snapshot, show, shown)
     return snapshot.study
 

@@ -20,7 +20,7 @@ from harness.servers import ADMIN_TOKEN, RunningServer
 from service.api.schemas import StudyOut
 from service.cli_common import EXIT_STUDY_FAILED
 from service.client import HpsClient, HpsError
-from service.study_watch import WatchFormat, watch
+from service.study_watch import WatchFormat, take_snapshot, watch
 
 
 def start_hps(server: RunningServer, log: Path, *args: str) -> ManagedProcess:
@@ -144,3 +144,20 @@ def test_the_live_view_on_a_terminal(server: RunningServer) -> None:
     assert last.state == "completed"
     assert "running trials (1)" in shown and "epoch" in shown and "0/2 trials" in shown
     assert "2/2 trials" in shown and "best accuracy 0.2" in shown and "━" in shown  # the progress bar
+
+
+def test_the_eta_leaves_out_the_time_before_the_first_finish(server: RunningServer) -> None:
+    with HpsClient(server.base_url, ADMIN_TOKEN) as client:
+        study = client.create_study(external_spec(unique("eta"), n_trials=4))
+        first = take_snapshot(client, study.id)
+        assert first.eta_text == "estimating" and first.mark is None
+        time.sleep(2.0)  # a worker's one-off start: loading or pretraining its model
+        with client.run_trial(study.id) as trial:
+            trial.complete(0.5)
+        seen = take_snapshot(client, study.id, first)
+        assert seen.mark is not None and seen.mark.done == 1 and seen.eta_text == "estimating"
+        with client.run_trial(study.id) as trial:
+            trial.complete(0.6)
+        paced = take_snapshot(client, study.id, seen)
+    # Two trials left at the pace of the second (well under a second), not of the first (2 s and more).
+    assert paced.eta_s is not None and paced.eta_s < 2.0, paced.eta_s
