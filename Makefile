@@ -8,9 +8,11 @@ BIN := $(VENV)/bin
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
+	@echo "Setting up $(VENV): the first time takes a few minutes (torch, transformers and their kin are large)."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --progress-bar off -c constraints.txt -e '.[dev]' | grep -E '^(Collecting|Successfully)' || true
+	@test -x $(BIN)/hps || (echo "setup failed: see the pip output above" && exit 1)
 	touch $@
 
 # The main job: the service on SQLite, a worker, and a tuning study, end to end.
