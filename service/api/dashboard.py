@@ -24,7 +24,6 @@ from collections.abc import Callable, Container, Sequence
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-import optuna_dashboard
 from a2wsgi import WSGIMiddleware
 from fastapi import FastAPI
 from optuna._typing import JSONSerializable
@@ -266,6 +265,10 @@ class DashboardGate:
                 if project is not None:
                     storage = ProjectStorage(self._storage, ProjectStudies(hub.db, project))
                 # a2wsgi types the ASGI interface with its own TypedDicts; it is the same protocol.
+                # Imported on first use: optuna-dashboard pulls in scikit-learn (for importances), over a
+                # second of every server's start otherwise.
+                import optuna_dashboard
+
                 wsgi = WSGIMiddleware(optuna_dashboard.wsgi(storage), workers=_WSGI_THREADS)
                 dashboard = cast(ASGIApp, wsgi)
                 self._dashboards[project] = dashboard
