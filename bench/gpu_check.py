@@ -20,16 +20,16 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+# The test harness (server processes) is reused from tests/, which is not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from harness.processes import ServerProcess  # noqa: E402
-from service.client import HpsClient  # noqa: E402
-from workers.devices import peak_memory_mb, reset_peak_memory, visible_cuda_devices  # noqa: E402
-from workers.optimizers import build_optimizer  # noqa: E402
-from workers.registry import load_registry  # noqa: E402
-from workers.tasks.text import make_task  # noqa: E402
-from workers.training import Decision, TrainingPlan, train  # noqa: E402
+from harness.processes import ServerProcess
+from hps.catalog.registry import load_registry
+from hps.client.http import HpsClient
+from hps.workers.devices import peak_memory_mb, reset_peak_memory, visible_cuda_devices
+from hps.workers.optimizers import build_optimizer
+from hps.workers.tasks.text import make_task
+from hps.workers.training import Decision, TrainingPlan, train
 
 TOKEN = "gpu-check"
 
@@ -86,7 +86,7 @@ def check_device_all(gpus: list[str], directory: Path) -> dict[str, int]:
                 [
                     sys.executable,
                     "-m",
-                    "service.cli",
+                    "hps.cli",
                     "worker",
                     "--api",
                     url,

@@ -19,9 +19,9 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from workers.tasks.catalog import TEXT_CLASSIFICATION, builtin_datasets, builtin_models
-from workers.tasks.text import make_task
-from workers.training import Decision, EpochResult, TrainingPlan, train
+from hps.catalog.builtins import TEXT_CLASSIFICATION, builtin_datasets, builtin_models
+from hps.workers.tasks.text import make_task
+from hps.workers.training import Decision, EpochResult, TrainingPlan, train
 
 RATES = (1e-5, 2e-5, 5e-5, 1e-4, 3e-4, 1e-3, 3e-3)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,20 +23,18 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT)]
-
-from service import studies, trials  # noqa: E402
-from service.errors import Conflict  # noqa: E402
-from service.sampling import Sampling  # noqa: E402
-from service.specs import Completion, Report, StudySpec  # noqa: E402
-from service.store.database import Database  # noqa: E402
-from service.store.schema import upgrade  # noqa: E402
-from service.strategies import trial_seed  # noqa: E402
-from workers.registry import load_registry  # noqa: E402
-from workers.tasks.base import Task  # noqa: E402
-from workers.tasks.digits import make_task  # noqa: E402
-from workers.training import Decision, EpochResult, TrainingPlan, train  # noqa: E402
+from hps.catalog.registry import load_registry
+from hps.server import studies, trials
+from hps.server.errors import Conflict
+from hps.server.sampling import Sampling
+from hps.server.store.database import Database
+from hps.server.store.schema import upgrade
+from hps.server.strategies import trial_seed
+from hps.wire.studies import StudySpec
+from hps.wire.trials import Completion, Report
+from hps.workers.tasks.base import Task
+from hps.workers.tasks.digits import make_task
+from hps.workers.training import Decision, EpochResult, TrainingPlan, train
 
 LEASE = timedelta(minutes=10)
 STRATEGIES: dict[str, dict[str, Any]] = {

@@ -25,13 +25,13 @@ from typing import Any
 import optuna
 import psycopg
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+# The test harness (server processes) is reused from tests/, which is not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from harness.processes import ServerProcess  # noqa: E402
-from search_spaces import compile_space, load_preset  # noqa: E402
-from service.client import HpsClient  # noqa: E402
-from service.store.schema import upgrade  # noqa: E402
+from harness.processes import ServerProcess
+from hps.client.http import HpsClient
+from hps.search_spaces import compile_space, load_preset
+from hps.server.store.schema import upgrade
 
 TOKEN = "bench-token"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"

@@ -13,7 +13,7 @@ import argparse
 import math
 import uuid
 
-from service.client import HpsClient
+from hps.client.http import HpsClient
 
 SPACE = {
     "params": {

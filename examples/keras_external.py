@@ -24,8 +24,8 @@ import keras
 import numpy as np
 from sklearn.datasets import load_digits
 
-from service.client import HpsClient
-from service.trial_run import TrialRun
+from hps.client.http import HpsClient
+from hps.client.trial_run import TrialRun
 
 SPACE = {
     "params": {

@@ -19,7 +19,7 @@ import torch
 from sklearn.datasets import load_digits
 from torch import nn
 
-from service.client import HpsClient
+from hps.client.http import HpsClient
 
 SPACE = {
     "params": {

@@ -12,9 +12,9 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
-from migrations import VERSION_TABLE
-from service.config import load_settings
-from service.store.models import Base
+from hps.server.config import load_settings
+from hps.server.store.models import Base
+from hps.server.store.schema import VERSION_TABLE
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

@@ -4,10 +4,10 @@ Imported by the server (to validate and sample) and by workers (to read
 params); it depends on neither.
 """
 
-from search_spaces.compile import CompiledSpace, ParamsMismatch, compile_space
-from search_spaces.learning_rates import LearningRates, fit_learning_rates
-from search_spaces.presets import UnknownPreset, list_presets, load_preset, resolve
-from search_spaces.schema import (
+from hps.search_spaces.compile import CompiledSpace, ParamsMismatch, compile_space
+from hps.search_spaces.learning_rates import LearningRates, fit_learning_rates
+from hps.search_spaces.presets import UnknownPreset, list_presets, load_preset, resolve
+from hps.search_spaces.schema import (
     CategoricalParam,
     FloatParam,
     IntParam,

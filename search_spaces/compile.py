@@ -21,8 +21,8 @@ from optuna.distributions import (
 )
 from optuna.trial import BaseTrial
 
-from search_spaces.presets import resolve
-from search_spaces.schema import (
+from hps.search_spaces.presets import resolve
+from hps.search_spaces.schema import (
     CategoricalParam,
     FloatParam,
     IntParam,

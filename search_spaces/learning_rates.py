@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from search_spaces.schema import FloatParam, ParamValue, SearchSpace
+from hps.search_spaces.schema import FloatParam, ParamValue, SearchSpace
 
 LR = "lr"
 

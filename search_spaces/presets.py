@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from search_spaces.schema import SearchSpace, SearchSpaceError, check_params
+from hps.search_spaces.schema import SearchSpace, SearchSpaceError, check_params
 
 _SUFFIX = ".yaml"
 
@@ -78,7 +78,7 @@ def resolve(space: SearchSpace) -> SearchSpace:
 
 
 def _fitting(params: dict[str, Any], starts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from search_spaces.compile import ParamsMismatch, compile_space
+    from hps.search_spaces.compile import ParamsMismatch, compile_space
 
     compiled = compile_space(SearchSpace(params=params))
     kept = []
@@ -93,7 +93,7 @@ def _fitting(params: dict[str, Any], starts: list[dict[str, Any]]) -> list[dict[
 
 @functools.cache
 def _preset_names() -> tuple[str, ...]:
-    directory = resources.files("search_spaces") / "presets"
+    directory = resources.files("hps.search_spaces") / "presets"
     names = (
         entry.name.removesuffix(_SUFFIX)
         for entry in directory.iterdir()
@@ -104,7 +104,7 @@ def _preset_names() -> tuple[str, ...]:
 
 @functools.cache
 def _load(name: str) -> SearchSpace:
-    path = resources.files("search_spaces") / "presets" / f"{name}{_SUFFIX}"
+    path = resources.files("hps.search_spaces") / "presets" / f"{name}{_SUFFIX}"
     data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
     # A preset naming another preset could loop; presets are flat on purpose.
     if not isinstance(data, dict) or "preset" in data:

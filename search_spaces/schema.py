@@ -101,7 +101,7 @@ _SECTION_SIZE: dict[str, Any] = {"minProperties": 1, "maxProperties": MAX_PARAMS
 
 def _preset_names_schema(schema: dict[str, Any]) -> None:
     # Imported here: presets.py builds SearchSpace objects itself.
-    from search_spaces.presets import list_presets
+    from hps.search_spaces.presets import list_presets
 
     for option in schema.get("anyOf", []):
         if option.get("type") == "string":
@@ -145,8 +145,8 @@ class SearchSpace(BaseModel):
     def _check(self) -> Self:
         _check_shape(self)
         # Imported here: presets.py and compile.py build SearchSpace objects themselves.
-        from search_spaces.compile import check_starts
-        from search_spaces.presets import resolve
+        from hps.search_spaces.compile import check_starts
+        from hps.search_spaces.presets import resolve
 
         if self.preset is not None:
             resolved = resolve(self)

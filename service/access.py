@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from service.errors import StudyNotFound
-from service.store.studies import StudyRecord, StudyRepository
+from hps.server.errors import StudyNotFound
+from hps.server.store.studies import StudyRecord, StudyRepository
 
 
 def require_study(session: Session, study_id: int, project: str | None, *, lock: bool = False) -> StudyRecord:

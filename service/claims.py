@@ -15,15 +15,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.clock import utcnow
-from service.errors import Conflict, StudyNotFound
-from service.sampling import OptunaFailed, Sampling
-from service.store.database import Database
-from service.store.studies import StudyRecord, StudyRepository
-from service.store.trials import TrialRepository
-from service.store.workers import WorkerRepository
-from service.strategies import trial_seed
-from service.trials import (
+from hps.server.clock import utcnow
+from hps.server.errors import Conflict, StudyNotFound
+from hps.server.sampling import OptunaFailed, Sampling
+from hps.server.store.database import Database
+from hps.server.store.studies import StudyRecord, StudyRepository
+from hps.server.store.trials import TrialRepository
+from hps.server.store.workers import WorkerRepository
+from hps.server.strategies import trial_seed
+from hps.server.trials import (
     AskedTrial,
     check_can_start,
     check_running,

@@ -10,16 +10,16 @@ from optuna.trial import TrialState
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from search_spaces import SearchSpaceError, compile_space
-from service.access import require_study
-from service.api.schemas import Importances
-from service.errors import StudyNotFound
-from service.importance import param_importances
-from service.sampling import Sampling
-from service.specs import StudySpec
-from service.store.database import Database
-from service.store.trials import TrialRepository
-from service.views import StudyView, TrialView, study_views, trial_views
+from hps.search_spaces import SearchSpaceError, compile_space
+from hps.server.access import require_study
+from hps.server.errors import StudyNotFound
+from hps.server.importance import param_importances
+from hps.server.sampling import Sampling
+from hps.server.store.database import Database
+from hps.server.store.trials import TrialRepository
+from hps.server.views import StudyView, TrialView, study_views, trial_views
+from hps.wire.reports import Importances
+from hps.wire.studies import StudySpec
 
 # Trials are read a page at a time, so one huge study never needs one huge query.
 _PAGE = 1000

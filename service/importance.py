@@ -16,7 +16,7 @@ from optuna.storages import InMemoryStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from service.api.schemas import Importances, OptimizerImportances, ParamImportance
+from hps.wire.reports import Importances, OptimizerImportances, ParamImportance
 
 # Below this, a random forest over the trials says more about the seed than about the parameters.
 MIN_COMPLETE = 5

@@ -26,12 +26,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy.orm import Session
 
-from service.clock import utcnow
-from service.errors import DomainError, ServiceUnavailable
-from service.store.database import Database
-from service.store.schedules import count_runs_by_outcome
-from service.store.trials import Progress, StudyTrialCounts, TrialRepository
-from service.store.workers import WorkerRepository
+from hps.server.clock import utcnow
+from hps.server.errors import DomainError, ServiceUnavailable
+from hps.server.store.database import Database
+from hps.server.store.schedules import count_runs_by_outcome
+from hps.server.store.trials import Progress, StudyTrialCounts, TrialRepository
+from hps.server.store.workers import WorkerRepository
 
 # A worker counts as active when it asked for work this recently (or holds a live lease).
 ACTIVE_WORKER_WINDOW = timedelta(minutes=1)

@@ -13,9 +13,9 @@ from datetime import datetime
 from optuna.trial import TrialState
 from sqlalchemy.orm import Session
 
-from search_spaces import CompiledSpace, ParamValue
-from service.store.optuna_tables import OptunaTables
-from service.store.trials import TrialRecord, TrialRepository
+from hps.search_spaces import CompiledSpace, ParamValue
+from hps.server.store.optuna_tables import OptunaTables
+from hps.server.store.trials import TrialRecord, TrialRepository
 
 
 def enqueue_trial(

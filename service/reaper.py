@@ -15,15 +15,15 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service.clock import utcnow
-from service.errors import DomainError
-from service.queue import drop_queued
-from service.sampling import OptunaFailed, Sampling
-from service.specs import Completion
-from service.store.database import Database
-from service.store.studies import StudyRepository
-from service.store.trials import TrialRepository
-from service.trials import fail_broken_study, finish_trial, lock_study, settle_study
+from hps.server.clock import utcnow
+from hps.server.errors import DomainError
+from hps.server.queue import drop_queued
+from hps.server.sampling import OptunaFailed, Sampling
+from hps.server.store.database import Database
+from hps.server.store.studies import StudyRepository
+from hps.server.store.trials import TrialRepository
+from hps.server.trials import fail_broken_study, finish_trial, lock_study, settle_study
+from hps.wire.trials import Completion
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage, RDBStorage
 from sqlalchemy.exc import SQLAlchemyError
 
-from search_spaces import CompiledSpace, ParamValue, compile_space
-from service.specs import StudySpec
-from service.store.draft import Draft, DraftStorage
-from service.strategies import build_pruner, build_sampler, reseed_for_trial
+from hps.search_spaces import CompiledSpace, ParamValue, compile_space
+from hps.server.store.draft import Draft, DraftStorage
+from hps.server.strategies import build_pruner, build_sampler, reseed_for_trial
+from hps.wire.studies import StudySpec
 
 _MAX_CACHED_STUDIES = 256
 _MAX_REASON = 400

@@ -19,9 +19,9 @@ from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.storages import InMemoryStorage
 from pydantic import BaseModel
 
-from search_spaces import CompiledSpace
-from service.errors import InvalidInput
-from service.specs import (
+from hps.search_spaces import CompiledSpace
+from hps.server.errors import InvalidInput
+from hps.wire.studies import (
     MAX_TRIALS,
     CmaesSampler,
     GpSampler,

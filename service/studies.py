@@ -13,7 +13,10 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from search_spaces import (
+from hps.catalog.families import learning_rates
+from hps.catalog.registry import Registry, UnknownName
+from hps.catalog.trial_params import check_space
+from hps.search_spaces import (
     CompiledSpace,
     ParamValue,
     SearchSpace,
@@ -22,21 +25,18 @@ from search_spaces import (
     fit_learning_rates,
     resolve,
 )
-from service.access import require_study
-from service.clock import utcnow
-from service.errors import InvalidInput, StudyNameTaken
-from service.queue import drop_queued, enqueue_trial
-from service.sampling import Sampling
-from service.specs import StudySpec, SuccessiveHalvingPruner, TaskSpec
-from service.store.database import Database
-from service.store.optuna_tables import OptunaTables
-from service.store.studies import StudyRecord, StudyRepository, optuna_study_name
-from service.store.trials import TrialRepository
-from service.strategies import check_sampler, rehearse
-from service.views import StudyView, study_views
-from workers.registry import Registry, UnknownName
-from workers.tasks.families import learning_rates
-from workers.trial_params import check_space
+from hps.server.access import require_study
+from hps.server.clock import utcnow
+from hps.server.errors import InvalidInput, StudyNameTaken
+from hps.server.queue import drop_queued, enqueue_trial
+from hps.server.sampling import Sampling
+from hps.server.store.database import Database
+from hps.server.store.optuna_tables import OptunaTables
+from hps.server.store.studies import StudyRecord, StudyRepository, optuna_study_name
+from hps.server.store.trials import TrialRepository
+from hps.server.strategies import check_sampler, rehearse
+from hps.server.views import StudyView, study_views
+from hps.wire.studies import StudySpec, SuccessiveHalvingPruner, TaskSpec
 
 DEFAULT_N_TRIALS = 20
 

@@ -18,10 +18,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from service.clock import utcnow
-from service.errors import InvalidInput, NotFound
-from service.store.database import Database
-from service.store.tokens import TokenRecord, TokenRepository
+from hps.server.clock import utcnow
+from hps.server.errors import InvalidInput, NotFound
+from hps.server.store.database import Database
+from hps.server.store.tokens import TokenRecord, TokenRepository
 
 SCOPES = ("admin", "write", "read", "worker", "metrics")
 # What each scope grants.

@@ -15,10 +15,10 @@ from typing import Any
 from optuna.trial import TrialState
 from sqlalchemy.orm import Session
 
-from search_spaces import ParamValue
-from service.access import require_study
-from service.clock import utcnow
-from service.errors import (
+from hps.search_spaces import ParamValue
+from hps.server.access import require_study
+from hps.server.clock import utcnow
+from hps.server.errors import (
     BudgetExhausted,
     CompletionConflict,
     LeaseLost,
@@ -29,15 +29,15 @@ from service.errors import (
     StudyOutOfTime,
     TrialNotFound,
 )
-from service.queue import drop_queued, enqueue_trial
-from service.sampling import OptunaFailed, Sampling, StudyRuntime
-from service.specs import Completion, Report
-from service.store.database import Database
-from service.store.draft import NEW_TRIAL_ID, Draft
-from service.store.optuna_tables import OptunaTables
-from service.store.studies import StudyRecord, StudyRepository
-from service.store.trials import Progress, TrialRecord, TrialRepository
-from service.views import TrialView, trial_views
+from hps.server.queue import drop_queued, enqueue_trial
+from hps.server.sampling import OptunaFailed, Sampling, StudyRuntime
+from hps.server.store.database import Database
+from hps.server.store.draft import NEW_TRIAL_ID, Draft
+from hps.server.store.optuna_tables import OptunaTables
+from hps.server.store.studies import StudyRecord, StudyRepository
+from hps.server.store.trials import Progress, TrialRecord, TrialRepository
+from hps.server.views import TrialView, trial_views
+from hps.wire.trials import Completion, Report
 
 log = logging.getLogger(__name__)
 

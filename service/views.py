@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from service.store.optuna_tables import OptunaTables
-from service.store.studies import StudyRecord
-from service.store.trials import Progress, TrialRecord, TrialRepository
+from hps.server.store.optuna_tables import OptunaTables
+from hps.server.store.studies import StudyRecord
+from hps.server.store.trials import Progress, TrialRecord, TrialRepository
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,10 @@ import pytest
 from harness.databases import database
 from harness.servers import RunningServer, serving
 from harness.stack import Stack
-from service.sampling import Sampling
-from service.store.database import Database
-from service.store.schema import upgrade
-from workers.registry import load_registry
+from hps.catalog.registry import load_registry
+from hps.server.sampling import Sampling
+from hps.server.store.database import Database
+from hps.server.store.schema import upgrade
 
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -18,7 +18,7 @@ def test_demo_runs_a_study_to_completion(tmp_path: Path) -> None:
     args = [
         sys.executable,
         "-m",
-        "service.cli",
+        "hps.cli",
         "demo",
         "--trials",
         "8",
@@ -48,7 +48,7 @@ def test_demo_runs_a_study_to_completion(tmp_path: Path) -> None:
         report = shlex.split(next(line for line in lines if " report " in line and "--token" in line))
         report[report.index("--api") + 1] = server.base_url
         report[report.index("-o") + 1] = str(tmp_path / "report.html")
-        command = [sys.executable, "-m", "service.cli", *report[1:]]
+        command = [sys.executable, "-m", "hps.cli", *report[1:]]
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=120, env={**os.environ, **clean}
         )

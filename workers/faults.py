@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from workers.tasks.base import Split, Task
+from hps.workers.tasks.base import Split, Task
 
 ENVIRONMENT_VARIABLE = "HPS_WORKER_FAULT"
 KINDS = ("oom", "device-error", "raise", "hang")

@@ -22,15 +22,15 @@ from typing import Any
 
 import torch
 
-from service.api.schemas import ClaimOut
-from service.client import HpsClient, HpsError, Outcome
-from service.leases import LeaseKeeper
-from workers.backoff import Backoff, call_with_retry
-from workers.devices import parse_device
-from workers.faults import FaultyTask, fault_from_environment
-from workers.registry import Registry, ResolvedTask
-from workers.tasks.base import Task, TaskFactory
-from workers.training import Decision, EpochResult, TrainingOutcome, TrainingPlan, train
+from hps.catalog.registry import Registry, ResolvedTask
+from hps.client.backoff import Backoff, call_with_retry
+from hps.client.http import HpsClient, HpsError, Outcome
+from hps.client.leases import LeaseKeeper
+from hps.wire.workers import ClaimOut
+from hps.workers.devices import parse_device
+from hps.workers.faults import FaultyTask, fault_from_environment
+from hps.workers.tasks.base import Task, TaskFactory
+from hps.workers.training import Decision, EpochResult, TrainingOutcome, TrainingPlan, train
 
 log = logging.getLogger("hps.worker")
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from service.client import HpsClient
-from workers.devices import visible_cuda_devices
-from workers.faults import fault_from_environment
-from workers.logs import configure_logging
-from workers.loop import Worker, WorkerOptions
-from workers.registry import RegistryError, load_registry
+from hps.catalog.registry import RegistryError, load_registry
+from hps.client.http import HpsClient
+from hps.workers.devices import visible_cuda_devices
+from hps.workers.faults import fault_from_environment
+from hps.workers.logs import configure_logging
+from hps.workers.loop import Worker, WorkerOptions
 
 log = logging.getLogger("hps.worker")
 
@@ -96,7 +96,7 @@ def _supervise(command: WorkerCommand, gpus: list[str]) -> int:
     """One child process per GPU; signals are passed on, and the worst exit code is returned."""
     children = []
     for gpu in gpus:
-        args = [sys.executable, "-m", "service.cli", "worker", "--device", gpu, "--api", command.api]
+        args = [sys.executable, "-m", "hps.cli", "worker", "--device", gpu, "--api", command.api]
         args += ["--data-dir", str(command.data_dir), "--log-format", "json" if command.log_json else "text"]
         if command.max_trials is not None:
             args += ["--max-trials", str(command.max_trials)]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
-from workers.trial_params import (
+from hps.catalog.trial_params import (
     DEFAULT_LR,
     OptimizerConfigError,
     check_names,

@@ -21,9 +21,10 @@ from typing import Any, Literal
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from workers.devices import peak_memory_mb, reset_peak_memory, supports_bf16
-from workers.optimizers import build_optimizer, build_schedule, training_settings
-from workers.tasks.base import Direction, Split, Task
+from hps.catalog.tasks import Direction
+from hps.workers.devices import peak_memory_mb, reset_peak_memory, supports_bf16
+from hps.workers.optimizers import build_optimizer, build_schedule, training_settings
+from hps.workers.tasks.base import Split, Task
 
 __all__ = [
     "Decision",

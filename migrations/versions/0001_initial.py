@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from service.store.models import UtcDateTime
+from hps.server.store.models import UtcDateTime
 
 revision: str = "0001"
 down_revision: str | None = None

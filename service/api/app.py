@@ -12,22 +12,22 @@ import optuna
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service.api.context import Hub
-from service.api.dashboard import install_dashboard
-from service.api.docs import install_docs
-from service.api.errors import install_error_handlers
-from service.api.limits import BodyLimit, RateLimits
-from service.api.openapi import install_openapi
-from service.api.routes import catalog, health, metrics, schedules, studies, tokens, trials, workers
-from service.clock import utcnow
-from service.config import Settings
-from service.metrics import Metrics
-from service.reaper import run_reaper
-from service.sampling import Sampling
-from service.scheduler import run_scheduler
-from service.store.database import Database
-from service.store.schema import prepare
-from workers.registry import load_registry
+from hps.catalog.registry import load_registry
+from hps.server.api.context import Hub
+from hps.server.api.dashboard import install_dashboard
+from hps.server.api.docs import install_docs
+from hps.server.api.errors import install_error_handlers
+from hps.server.api.limits import BodyLimit, RateLimits
+from hps.server.api.openapi import install_openapi
+from hps.server.api.routes import catalog, health, metrics, schedules, studies, tokens, trials, workers
+from hps.server.clock import utcnow
+from hps.server.config import Settings
+from hps.server.metrics import Metrics
+from hps.server.reaper import run_reaper
+from hps.server.sampling import Sampling
+from hps.server.schedules.scheduler import run_scheduler
+from hps.server.store.database import Database
+from hps.server.store.schema import prepare
 
 log = logging.getLogger(__name__)
 

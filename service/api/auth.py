@@ -15,9 +15,9 @@ from typing import Any
 
 from fastapi import Depends, Request
 
-from service.api.context import Hub, get_hub
-from service.errors import Forbidden, Unauthenticated
-from service.tokens import GRANTS, Principal, principal_for
+from hps.server.api.context import Hub, get_hub
+from hps.server.errors import Forbidden, Unauthenticated
+from hps.server.tokens import GRANTS, Principal, principal_for
 
 BOOTSTRAP = Principal(name="HPS_ADMIN_TOKEN", grants=GRANTS["admin"], project=None)
 

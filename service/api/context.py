@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from fastapi import Request
 
-from service.api.limits import RateLimits
-from service.config import Settings
-from service.metrics import Metrics
-from service.sampling import Sampling
-from service.store.database import Database
-from workers.registry import Registry
+from hps.catalog.registry import Registry
+from hps.server.api.limits import RateLimits
+from hps.server.config import Settings
+from hps.server.metrics import Metrics
+from hps.server.sampling import Sampling
+from hps.server.store.database import Database
 
 
 @dataclass(frozen=True)

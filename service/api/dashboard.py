@@ -38,16 +38,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service import studies
-from service.api.auth import client_address, identify, presented_token
-from service.api.context import Hub
-from service.api.dashboard_page import HINTS_PATH, send_hints, with_hints
-from service.config import Settings
-from service.errors import Forbidden, StudyNotFound, Unauthenticated
-from service.store.database import Database
-from service.store.models import StudyRow
-from service.store.studies import optuna_study_name
-from service.tokens import Principal
+from hps.server import studies
+from hps.server.api.auth import client_address, identify, presented_token
+from hps.server.api.context import Hub
+from hps.server.api.dashboard_page import HINTS_PATH, send_hints, with_hints
+from hps.server.config import Settings
+from hps.server.errors import Forbidden, StudyNotFound, Unauthenticated
+from hps.server.store.database import Database
+from hps.server.store.models import StudyRow
+from hps.server.store.studies import optuna_study_name
+from hps.server.tokens import Principal
 
 # The paths optuna-dashboard serves and hps forwards to it.
 _FORWARDED = re.compile(r"^/(?:|dashboard(?:/.*)?|static/.*|favicon\.ico|api/.*|csv/.*)$")

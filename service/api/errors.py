@@ -17,9 +17,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from search_spaces import SearchSpaceError
-from service.errors import DomainError, RateLimited, ServiceUnavailable
-from service.input_rules import InputRuleError
+from hps.search_spaces import SearchSpaceError
+from hps.server.errors import DomainError, RateLimited, ServiceUnavailable
+from hps.wire.rules import InputRuleError
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import error_body
-from service.errors import RateLimited
+from hps.server.api.errors import error_body
+from hps.server.errors import RateLimited
 
 
 async def _answer(send: Send, status: int, code: str, detail: str, headers: dict[str, str]) -> None:

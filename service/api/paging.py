@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.api.params import MAX_ID
+from hps.server.api.params import MAX_ID
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50

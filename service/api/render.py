@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-from service.api.schemas import (
-    AskOut,
-    ClaimOut,
-    CurvePoint,
-    EntryOut,
+from hps.catalog.families import learning_rates
+from hps.catalog.tasks import DatasetEntry, ModelEntry, TaskInfo
+from hps.server.claims import Claim
+from hps.server.store.schedules import ScheduleRecord, ScheduleRunRecord
+from hps.server.store.tokens import TokenRecord
+from hps.server.trials import AskedTrial, ReportAnswer
+from hps.server.views import StudyView, TrialView
+from hps.wire.catalog import EntryOut, LearningRatesOut, TaskOut
+from hps.wire.schedules import (
     IncumbentOut,
-    LearningRatesOut,
-    LeaseOut,
-    ProgressOut,
     PromotionOut,
-    ReportOut,
     RunPromotionOut,
     ScheduleOut,
     ScheduleRunOut,
-    StudyOut,
-    TaskOut,
-    TokenOut,
-    TrialOut,
-    WarmStartOut,
     WarmStartSettingOut,
 )
-from service.claims import Claim
-from service.store.schedules import ScheduleRecord, ScheduleRunRecord
-from service.store.tokens import TokenRecord
-from service.trials import AskedTrial, ReportAnswer
-from service.views import StudyView, TrialView
-from workers.tasks.base import DatasetEntry, ModelEntry, TaskInfo
-from workers.tasks.families import learning_rates
+from hps.wire.studies import ProgressOut, StudyOut, WarmStartOut
+from hps.wire.tokens import TokenOut
+from hps.wire.trials import AskOut, CurvePoint, LeaseOut, ReportOut, TrialOut
+from hps.wire.workers import ClaimOut
 
 
 def trial_out(view: TrialView) -> TrialOut:

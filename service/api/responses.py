@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.api.schemas import ErrorOut
+from hps.wire.base import ErrorOut
 
 
 def error(description: str) -> dict[str, Any]:

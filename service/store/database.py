@@ -23,7 +23,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from service.errors import Conflict, InvalidInput, ServiceUnavailable
+from hps.server.errors import Conflict, InvalidInput, ServiceUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from service.store.models import IdWatermarkRow
+from hps.server.store.models import IdWatermarkRow
 
 
 class IdWatermarks:

@@ -23,8 +23,8 @@ from optuna.trial import TrialState
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from service.store.draft import Draft
-from service.store.ids import IdWatermarks
+from hps.server.store.draft import Draft
+from hps.server.store.ids import IdWatermarks
 
 IntermediateValues = dict[int, list[tuple[int, float]]]
 # Core, not ORM, for the trials table: its datetime columns hide behind Python properties in the model.

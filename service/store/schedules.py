@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.store.models import ScheduleRow, ScheduleRunRow, StudyRow
+from hps.server.store.models import ScheduleRow, ScheduleRunRow, StudyRow
 
 SCHEDULE_STATES = ("active", "paused")
 RUN_OUTCOMES = ("started", "skipped", "failed")

@@ -22,8 +22,8 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from migrations import VERSION_TABLE
-
+# Ours beside Optuna's own ``alembic_version``: the two histories never mix.
+VERSION_TABLE = "hps_alembic_version"
 # Any fixed 64-bit key works; derive it from a name so it documents itself in pg_locks.
 _ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"hps-migrate").digest()[:8], "big", signed=True)
 
@@ -35,7 +35,7 @@ class SchemaBehind(Exception):
 def alembic_config(url: str) -> Config:
     """An Alembic config pointing at the packaged ``migrations`` directory and ``url``."""
     config = Config()
-    config.set_main_option("script_location", str(resources.files("migrations")))
+    config.set_main_option("script_location", str(resources.files("hps.migrations")))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 

@@ -11,7 +11,7 @@ from optuna.storages._rdb import models as om
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.store.models import StudyRow
+from hps.server.store.models import StudyRow
 
 OPTUNA_STUDIES = om.StudyModel.__table__
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from service.store.models import TokenRow
+from hps.server.store.models import TokenRow
 
 
 @dataclass(frozen=True, slots=True)

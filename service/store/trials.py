@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.store.models import StudyRow, TrialRow
+from hps.server.store.models import StudyRow, TrialRow
 
 TRIAL_STATES = ("running", "queued", "complete", "pruned", "diverged", "failed")
 FINISHED_STATES = ("complete", "pruned", "diverged", "failed")

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.store.models import TrialRow, WorkerRow
+from hps.server.store.models import TrialRow, WorkerRow
 
 
 class WorkerRepository:

@@ -11,9 +11,9 @@ from optuna.storages import RDBStorage
 
 from harness.api import assert_error, new_study, study_body, unique
 from harness.servers import ADMIN_TOKEN, RunningServer
-from service.api.dashboard import ProjectStorage, ProjectStudies
-from service.errors import Forbidden
-from service.store.database import Database
+from hps.server.api.dashboard import ProjectStorage, ProjectStudies
+from hps.server.errors import Forbidden
+from hps.server.store.database import Database
 
 BASIC_CHALLENGE = 'Basic realm="hps dashboard"'
 

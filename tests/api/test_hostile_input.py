@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, select, update
 
 from harness.api import assert_error, study_body, unique
 from harness.servers import RunningServer, serving
-from service.store.models import StudyRow
+from hps.server.store.models import StudyRow
 
 QUADRATIC = {
     "task": {"name": "quadratic"},

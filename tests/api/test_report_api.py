@@ -14,8 +14,8 @@ import pytest
 from harness.api import assert_error, study_body, unique
 from harness.servers import ADMIN_TOKEN, RunningServer
 from harness.synthetic import ClientDriver, run_trials
-from service.api.schemas import StudyReport
-from service.client import HpsClient
+from hps.client.http import HpsClient
+from hps.wire.reports import StudyReport
 
 N_TRIALS = 30
 
@@ -35,7 +35,7 @@ def hps_report(
     server: RunningServer, *args: str, token: str = ADMIN_TOKEN
 ) -> subprocess.CompletedProcess[str]:
     """Run ``hps report`` as a user would, against ``server``."""
-    command = [sys.executable, "-m", "service.cli", "report", *args]
+    command = [sys.executable, "-m", "hps.cli", "report", *args]
     command += ["--api", server.base_url, "--token", token]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 

@@ -21,7 +21,7 @@ from harness.browser import chromium, keep_screenshot, png_size
 from harness.databases import sqlite_url
 from harness.servers import ADMIN_TOKEN, RunningServer, serving
 from harness.synthetic import ClientDriver, run_trials
-from service.client import HpsClient
+from hps.client.http import HpsClient
 
 METRIC = "<script>window.hpsPwned = 1</script>val_accuracy"
 ODD_OPTIMIZER = "<img src=x onerror=window.hpsPwned=2>"
@@ -70,7 +70,7 @@ def test_chromium_shows_the_offline_report_and_runs_nothing_from_it(
 ) -> None:
     study_id, name = driven_study(server)
     page_file = tmp_path / "report.html"
-    command = [sys.executable, "-m", "service.cli", "report", name, "-o", str(page_file)]
+    command = [sys.executable, "-m", "hps.cli", "report", name, "-o", str(page_file)]
     command += ["--api", server.base_url, "--token", ADMIN_TOKEN]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr

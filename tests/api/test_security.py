@@ -220,7 +220,7 @@ def test_token_cli_goes_through_the_running_service(api_server: RunningServer, t
     project = unique("cli")
 
     def hps(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "service.cli", "token", *args, "--api", api_server.base_url]
+        command = [sys.executable, "-m", "hps.cli", "token", *args, "--api", api_server.base_url]
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
 
     created = hps("create", "--name", "gpu-box", "--scope", "read", "--project", project)
@@ -241,7 +241,7 @@ def test_token_cli_writes_a_database_only_when_asked_and_says_which(tmp_path: Pa
 
     def hps(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "service.cli", "token", *args],
+            [sys.executable, "-m", "hps.cli", "token", *args],
             env=env,
             capture_output=True,
             text=True,

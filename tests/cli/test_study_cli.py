@@ -16,7 +16,7 @@ from harness.cli import Hps
 from harness.external import external_spec
 from harness.ports import free_port
 from harness.servers import ADMIN_TOKEN, RunningServer
-from service.cli_common import (
+from hps.cli.common import (
     EXIT_API_ERROR,
     EXIT_CONFLICT,
     EXIT_NOT_ALLOWED,
@@ -25,7 +25,7 @@ from service.cli_common import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
 )
-from service.client import HpsClient
+from hps.client.http import HpsClient
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -219,7 +219,7 @@ def test_help_is_plain_text_a_person_can_read() -> None:
         ["schedule", "pause", "--help"],
         ["worker", "--help"],
     ):
-        argv = [sys.executable, "-m", "service.cli", *command]
+        argv = [sys.executable, "-m", "hps.cli", *command]
         shown = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         assert shown.returncode == 0, shown.stderr
         assert "<bool>" not in shown.stdout and "│" not in shown.stdout  # no type tags on flags, no boxes

@@ -17,15 +17,15 @@ from harness.api import unique
 from harness.external import external_spec
 from harness.processes import ManagedProcess
 from harness.servers import ADMIN_TOKEN, RunningServer
-from service.api.schemas import StudyOut
-from service.cli_common import EXIT_STUDY_FAILED
-from service.client import HpsClient, HpsError
-from service.study_watch import WatchFormat, take_snapshot, watch
+from hps.cli.common import EXIT_STUDY_FAILED
+from hps.cli.watch import WatchFormat, take_snapshot, watch
+from hps.client.http import HpsClient, HpsError
+from hps.wire.studies import StudyOut
 
 
 def start_hps(server: RunningServer, log: Path, *args: str) -> ManagedProcess:
     """``hps ARGS`` as its own process group, output to ``log``, stopped by PID by the caller."""
-    argv = [sys.executable, "-m", "service.cli", *args, "--api", server.base_url, "--token", ADMIN_TOKEN]
+    argv = [sys.executable, "-m", "hps.cli", *args, "--api", server.base_url, "--token", ADMIN_TOKEN]
     return ManagedProcess(argv, {}, log)
 
 

@@ -197,7 +197,7 @@ def test_twenty_servers_starting_on_an_empty_database_create_the_schema_once(
     else:
         # On PostgreSQL migrating is the operator's `hps db upgrade`: twenty of them race.
         env = {"HPS_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin", "HPS_DATA_DIR": str(tmp_path)}
-        command = [sys.executable, "-m", "service.cli", "db", "upgrade"]
+        command = [sys.executable, "-m", "hps.cli", "db", "upgrade"]
         upgrades = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) for _ in range(20)]
         codes = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in upgrades]
         assert all(code == 0 for code, _ in codes), codes

@@ -22,7 +22,7 @@ class Hps:
     def __call__(self, *args: str, input: str | None = None, token: str | None = None) -> Result:
         """``hps ARGS`` (``study create ...``) in this process, stdout and stderr apart. Our ``--api`` and
         ``--token`` go right after the subcommand, so that ARGS may override them: click keeps the last."""
-        from service.cli import app
+        from hps.cli.main import app
 
         auth = ["--api", self.base_url, "--token", token or self.token]
         return CliRunner().invoke(app, [*args[:2], *auth, *args[2:]], input=input, catch_exceptions=False)
@@ -31,7 +31,7 @@ class Hps:
         self, *args: str, input: str | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         """``hps ARGS`` as a real process in its own session (``subprocess.run`` kills it on timeout)."""
-        argv = [sys.executable, "-m", "service.cli", *args, "--api", self.base_url, "--token", self.token]
+        argv = [sys.executable, "-m", "hps.cli", *args, "--api", self.base_url, "--token", self.token]
         return subprocess.run(
             argv, input=input, capture_output=True, text=True, timeout=timeout, start_new_session=True
         )

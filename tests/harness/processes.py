@@ -68,7 +68,7 @@ class ServerProcess(ManagedProcess):
     def __init__(self, env: Mapping[str, str], log_path: Path, port: int = 0) -> None:
         self.address_file = log_path.with_suffix(".address")
         self.address_file.unlink(missing_ok=True)
-        args = [sys.executable, "-m", "service.cli", "serve", "--port", str(port)]
+        args = [sys.executable, "-m", "hps.cli", "serve", "--port", str(port)]
         env = {"HPS_LOG_LEVEL": "info", **env}
         super().__init__([*args, "--address-file", str(self.address_file)], env, log_path)
         self.base_url = ""

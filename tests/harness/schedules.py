@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from harness.stack import LEASE, Stack
-from service.schedule_specs import ScheduleSpec
-from service.specs import Completion
-from service.trials import ask_trial, complete_trial
+from hps.server.trials import ask_trial, complete_trial
+from hps.wire.schedules import ScheduleSpec
+from hps.wire.trials import Completion
 
 GRACE = timedelta(minutes=5)
 # Sunday 2026-03-01, noon UTC: a fixed "now" the tests move forward by hand.

@@ -36,7 +36,7 @@ def start_server(database_url: str, data_dir: Path, port: int = 0, **env: str) -
     the OS pick a free port."""
     data_dir.mkdir(parents=True, exist_ok=True)
     if database_url.startswith("postgresql"):
-        from service.store.schema import upgrade
+        from hps.server.store.schema import upgrade
 
         upgrade(database_url)
     environment = {

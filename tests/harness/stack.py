@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from service.sampling import Sampling
-from service.store.database import Database
-from workers.registry import Registry
+from hps.catalog.registry import Registry
+from hps.server.sampling import Sampling
+from hps.server.store.database import Database
 
 LEASE = timedelta(seconds=60)
 

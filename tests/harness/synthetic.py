@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from service.client import HpsClient
+from hps.client.http import HpsClient
 
 EPOCHS = 4
 DIVERGE_LR = 0.3

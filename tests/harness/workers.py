@@ -19,7 +19,7 @@ def start_worker(
     base_url: str | None = None,
 ) -> ManagedProcess:
     """One worker process (its own process group), logging to the server's data dir."""
-    args = [sys.executable, "-m", "service.cli", "worker", "--api", base_url or server.base_url]
+    args = [sys.executable, "-m", "hps.cli", "worker", "--api", base_url or server.base_url]
     args += ["--threads", "1", "--data-dir", str(server.data_dir), "--worker-id", name, *extra]
     if once:
         args.append("--once")

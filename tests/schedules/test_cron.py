@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.cron import CronError, CronSchedule
-from service.scheduler import plan_slots
+from hps.server.schedules.cron import CronSchedule
+from hps.server.schedules.scheduler import plan_slots
+from hps.wire.schedules import CronError
 
 BERLIN_SPRING = datetime(2026, 3, 29, tzinfo=UTC)  # clocks go 02:00 CET -> 03:00 CEST
 BERLIN_FALL = datetime(2026, 10, 25, tzinfo=UTC)  # clocks go 03:00 CEST -> 02:00 CET

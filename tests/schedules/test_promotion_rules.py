@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from search_spaces import SearchSpace, compile_space
-from service.promotion import Candidate, decide, incumbent_of
-from service.schedule_specs import PromotionSpec
-from service.warm_start import fit_config
+from hps.search_spaces import SearchSpace, compile_space
+from hps.server.schedules.promotion import Candidate, decide, incumbent_of
+from hps.server.schedules.warm_start import fit_config
+from hps.wire.schedules import PromotionSpec
 
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 

@@ -12,15 +12,15 @@ from sqlalchemy import func, select
 from harness.api import unique
 from harness.schedules import GRACE, T0, run_trials, schedule_spec
 from harness.stack import LEASE, Stack
-from service import schedules
-from service.errors import ScheduleBusy
-from service.schedule_specs import SchedulePatch, WarmStartSpec
-from service.scheduler import tick
-from service.store.database import Database
-from service.store.models import ScheduleRunRow, StudyRow
-from service.store.schedules import ScheduleRunRecord, count_runs_by_outcome
-from service.studies import get_study
-from service.trials import ask_trial
+from hps.server.errors import ScheduleBusy
+from hps.server.schedules import use_cases as schedules
+from hps.server.schedules.scheduler import tick
+from hps.server.store.database import Database
+from hps.server.store.models import ScheduleRunRow, StudyRow
+from hps.server.store.schedules import ScheduleRunRecord, count_runs_by_outcome
+from hps.server.studies import get_study
+from hps.server.trials import ask_trial
+from hps.wire.schedules import SchedulePatch, WarmStartSpec
 
 FIRST_SLOT = datetime(2026, 3, 2, 2, 0, tzinfo=T0.tzinfo)  # "0 2 * * *" after T0
 DAY = timedelta(days=1)
@@ -263,7 +263,7 @@ def test_promotion_follows_the_margin_and_is_kept_in_the_run_history(stack: Stac
 
 
 def test_runs_of_cancelled_studies_do_not_promote(stack: Stack) -> None:
-    from service.studies import cancel_study
+    from hps.server.studies import cancel_study
 
     schedule = schedules.create_schedule(
         stack.db, schedule_spec(unique("cxl")), stack.registry, project="p", now=T0
@@ -290,8 +290,8 @@ def test_a_slot_whose_template_no_longer_validates_is_recorded_failed(stack: Sta
     # Another study of the schedule's project took the name this slot's run would use: the slot fails,
     # visibly, and is spent.
     clash = schedule_spec("x").template.model_dump(mode="json", exclude_unset=True)
-    from service.specs import StudySpec
-    from service.studies import create_study
+    from hps.server.studies import create_study
+    from hps.wire.studies import StudySpec
 
     create_study(
         stack.db,

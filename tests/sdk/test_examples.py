@@ -12,7 +12,7 @@ import pytest
 from harness.databases import sqlite_url
 from harness.processes import ManagedProcess
 from harness.servers import ADMIN_TOKEN, RunningServer, serving
-from service.client import HpsClient
+from hps.client.http import HpsClient
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TRIALS = 3

@@ -12,8 +12,8 @@ from harness.api import unique
 from harness.databases import sqlite_url
 from harness.external import external_spec
 from harness.servers import ADMIN_TOKEN, RunningServer, serving
-from service.client import HpsClient, HpsError
-from service.trial_run import NO_COMPLETE_REASON, TrialPruned
+from hps.client.http import HpsClient, HpsError
+from hps.client.trial_run import NO_COMPLETE_REASON, TrialPruned
 
 LEASE_S = 2.0
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.stack import LEASE, Stack
-from service import claims, studies
-from service.specs import StudySpec
+from hps.server import claims, studies
+from hps.wire.studies import StudySpec
 
 
 def task_study(stack: Stack, name: str, task: str = "quadratic", **budget: Any) -> int:

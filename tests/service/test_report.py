@@ -13,13 +13,14 @@ import pytest
 
 from harness.stack import LEASE, Stack
 from harness.synthetic import run_trials
-from service import studies, trials
-from service.api.render import study_out, trial_out
-from service.api.schemas import LrRange, StudyReport, TrialOut
-from service.evidence import gather_evidence
-from service.report import build_report, lr_edge
-from service.report_html import render_report
-from service.specs import Completion, Report, StudySpec
+from hps.report.build import build_report, lr_edge
+from hps.report.html import render_report
+from hps.server import studies, trials
+from hps.server.api.render import study_out, trial_out
+from hps.server.evidence import gather_evidence
+from hps.wire.reports import LrRange, StudyReport
+from hps.wire.studies import StudySpec
+from hps.wire.trials import Completion, Report, TrialOut
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
-from service.store.schema import (
+from hps.server.store.schema import (
     SchemaBehind,
     alembic_config,
     current_revision,
@@ -71,11 +71,11 @@ def test_racing_upgrades_create_the_schema_once(database_url: str) -> None:
 def test_hps_db_upgrade_command(database_url: str, tmp_path: object) -> None:
     env = {"HPS_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
-        [sys.executable, "-m", "service.cli", "db", "upgrade"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "hps.cli", "db", "upgrade"], env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
     assert head_revision() in done.stdout
     current = subprocess.run(
-        [sys.executable, "-m", "service.cli", "db", "current"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "hps.cli", "db", "current"], env=env, capture_output=True, text=True
     )
     assert current.returncode == 0 and f"at {head_revision()}" in current.stdout

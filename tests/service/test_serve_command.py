@@ -12,7 +12,7 @@ from harness.databases import postgres_database
 
 def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "hps.cli", "serve", "--port", "0"],
         env={"PATH": os.environ.get("PATH", ""), **env},
         capture_output=True,
         text=True,

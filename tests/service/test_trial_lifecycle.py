@@ -11,8 +11,8 @@ import optuna
 import pytest
 
 from harness.stack import LEASE, Stack
-from service import studies, trials
-from service.errors import (
+from hps.server import studies, trials
+from hps.server.errors import (
     BudgetExhausted,
     CompletionConflict,
     LeaseLost,
@@ -20,7 +20,8 @@ from service.errors import (
     StudyNotRunning,
     TrialNotFound,
 )
-from service.specs import Completion, Report, StudySpec
+from hps.wire.studies import StudySpec
+from hps.wire.trials import Completion, Report
 
 
 def make_spec(name: str, **overrides: Any) -> StudySpec:

@@ -14,7 +14,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.samplers import BaseSampler, GridSampler, RandomSampler, TPESampler
 from optuna.trial import FixedTrial, Trial, create_trial
 
-from search_spaces import (
+from hps.search_spaces import (
     CategoricalParam,
     CompiledSpace,
     FloatParam,

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from search_spaces import (
+from hps.search_spaces import (
     CategoricalParam,
     FloatParam,
     LearningRates,

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from search_spaces import SearchSpace, SearchSpaceError
+from hps.search_spaces import SearchSpace, SearchSpaceError
 
 
 def error_of(data: dict[str, Any]) -> SearchSpaceError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from search_spaces import SearchSpace, SearchSpaceError, compile_space, list_presets, load_preset, resolve
+from hps.search_spaces import SearchSpace, SearchSpaceError, compile_space, list_presets, load_preset, resolve
 
 
 def error_of(data: dict[str, object]) -> SearchSpaceError:

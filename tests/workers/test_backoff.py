@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from service.client import HpsClient, HpsError
-from workers.backoff import Backoff, call_with_retry
+from hps.client.backoff import Backoff, call_with_retry
+from hps.client.http import HpsClient, HpsError
 
 FAST = Backoff(base=0.05, cap=0.2)
 

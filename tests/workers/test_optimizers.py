@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from workers.optimizers import (
+from hps.workers.optimizers import (
     DEFAULT_LR,
     OptimizerConfigError,
     build_optimizer,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.registry import RegistryError, UnknownName, load_registry
+from hps.catalog.registry import RegistryError, UnknownName, load_registry
 
 
 def write(tmp_path: Path, text: str) -> Path:

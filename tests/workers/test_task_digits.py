@@ -15,10 +15,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from workers.tasks import digits
-from workers.tasks.base import DatasetEntry, ModelEntry
-from workers.tasks.catalog import builtin_datasets, builtin_models
-from workers.tasks.digits import DigitsCNN, DigitsTask, load_data, make_task, weights_path
+from hps.catalog.builtins import builtin_datasets, builtin_models
+from hps.catalog.tasks import DatasetEntry, ModelEntry
+from hps.workers.tasks import digits
+from hps.workers.tasks.digits import DigitsCNN, DigitsTask, load_data, make_task, weights_path
 
 CPU = torch.device("cpu")
 TARGET_IMAGES = 896  # the digits 5-9 among scikit-learn's 1797

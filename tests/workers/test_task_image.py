@@ -13,16 +13,16 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from workers.tasks.base import DatasetEntry, ModelEntry
-from workers.tasks.catalog import builtin_datasets, builtin_models
-from workers.tasks.image import (
+from hps.catalog.builtins import builtin_datasets, builtin_models
+from hps.catalog.tasks import DatasetEntry, ModelEntry
+from hps.workers.tasks.image import (
     SHAPES_FOLDER,
     SHAPES_WEIGHTS,
     ImageClassificationTask,
     make_task,
     read_image_folder,
 )
-from workers.tasks.resnet import build_resnet
+from hps.workers.tasks.resnet import build_resnet
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")

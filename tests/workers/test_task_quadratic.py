@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from workers.tasks.base import Task
-from workers.tasks.catalog import QUADRATIC
-from workers.tasks.quadratic import BATCHES_PER_EPOCH, make_task
-from workers.training import Decision, EpochResult, TrainingPlan, train
+from hps.catalog.builtins import QUADRATIC
+from hps.workers.tasks.base import Task
+from hps.workers.tasks.quadratic import BATCHES_PER_EPOCH, make_task
+from hps.workers.training import Decision, EpochResult, TrainingPlan, train
 
 CPU = torch.device("cpu")
 

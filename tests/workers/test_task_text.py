@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from workers.tasks.base import DatasetEntry, ModelEntry
-from workers.tasks.catalog import builtin_datasets, builtin_models
-from workers.tasks.text import TextBatch, TextClassificationTask, make_task
+from hps.catalog.builtins import builtin_datasets, builtin_models
+from hps.catalog.tasks import DatasetEntry, ModelEntry
+from hps.workers.tasks.text import TextBatch, TextClassificationTask, make_task
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")

@@ -12,9 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workers.devices import parse_device, peak_memory_mb, supports_bf16, visible_cuda_devices
-from workers.tasks.base import Split
-from workers.training import Decision, EpochResult, TrainingOutcome, TrainingPlan, train
+from hps.workers.devices import parse_device, peak_memory_mb, supports_bf16, visible_cuda_devices
+from hps.workers.tasks.base import Split
+from hps.workers.training import Decision, EpochResult, TrainingOutcome, TrainingPlan, train
 
 CPU = torch.device("cpu")
 TRAIN_SIZE = 200

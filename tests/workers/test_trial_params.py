@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from search_spaces import SearchSpace, compile_space, list_presets
-from workers.registry import load_registry
-from workers.trial_params import check_space
+from hps.catalog.registry import load_registry
+from hps.catalog.trial_params import check_space
+from hps.search_spaces import SearchSpace, compile_space, list_presets
 
 
 @pytest.mark.parametrize("preset", list_presets())

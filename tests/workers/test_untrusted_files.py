@@ -15,13 +15,13 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from workers.tasks.base import DatasetEntry, ModelEntry
-from workers.tasks.catalog import builtin_datasets, builtin_models
-from workers.tasks.files import UnsafePath, files_under, inside
-from workers.tasks.image import make_task as make_image_task
-from workers.tasks.image import read_image_folder
-from workers.tasks.text import check_model_directory
-from workers.tasks.text import make_task as make_text_task
+from hps.catalog.builtins import builtin_datasets, builtin_models
+from hps.catalog.tasks import DatasetEntry, ModelEntry
+from hps.workers.tasks.files import UnsafePath, files_under, inside
+from hps.workers.tasks.image import make_task as make_image_task
+from hps.workers.tasks.image import read_image_folder
+from hps.workers.tasks.text import check_model_directory
+from hps.workers.tasks.text import make_task as make_text_task
 
 # The files a BERT-style model directory needs besides its weights.
 MODEL_FILES = (

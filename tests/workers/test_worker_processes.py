@@ -18,7 +18,7 @@ from harness.servers import ADMIN_TOKEN, RunningServer
 def start_workers(server: RunningServer, count: int, *extra: str, tag: str = "w") -> list[ManagedProcess]:
     workers = []
     for index in range(count):
-        args = [sys.executable, "-m", "service.cli", "worker", "--api", server.base_url, "--once"]
+        args = [sys.executable, "-m", "hps.cli", "worker", "--api", server.base_url, "--once"]
         args += ["--threads", "1", "--data-dir", str(server.data_dir)]
         args += ["--worker-id", f"{tag}-{index}", *extra]
         log = server.data_dir / f"worker-{tag}-{index}-{time.monotonic_ns()}.log"
@@ -147,7 +147,7 @@ def test_text_classification_fine_tunes_minilm(api_server: RunningServer) -> Non
 
 
 def test_device_all_without_gpus_runs_one_cpu_worker(api_server: RunningServer, tmp_path: Path) -> None:
-    args = [sys.executable, "-m", "service.cli", "worker", "--api", api_server.base_url, "--once"]
+    args = [sys.executable, "-m", "hps.cli", "worker", "--api", api_server.base_url, "--once"]
     args += ["--device", "all", "--tasks", "quadratic", "--data-dir", str(tmp_path)]
     worker = ManagedProcess(args, {"HPS_TOKEN": ADMIN_TOKEN}, tmp_path / "all.log")
     try:

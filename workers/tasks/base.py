@@ -1,72 +1,24 @@
 """The contract between the training loop and a task.
 
-A task is registered by name (entry point group ``hps.tasks``) as a :class:`TaskInfo`: pure metadata the
-service can read without importing torch. Workers import ``TaskInfo.implementation``, a factory that
-builds a :class:`Task` for one registered model and dataset; the worker keeps that object for as long as
-it runs, so pretrained weights and data are loaded once, and every trial starts from
+A task is registered by name (entry point group ``hps.tasks``) as a :class:`~hps.catalog.tasks.TaskInfo`:
+pure metadata the service can read without importing torch. Workers import ``TaskInfo.implementation``, a
+factory that builds a :class:`Task` for one registered model and dataset; the worker keeps that object for
+as long as it runs, so pretrained weights and data are loaded once, and every trial starts from
 :meth:`Task.fresh_model`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from workers.trial_params import OPTIMIZERS
+from hps.catalog.tasks import DatasetEntry, ModelEntry
 
 if TYPE_CHECKING:
     import torch
 
-Direction = Literal["minimize", "maximize"]
 Split = Literal["train", "val"]
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    """What the service knows of a task. ``metrics`` are the names the training loop reports each
-    epoch (``val_<name>`` for each name :meth:`Task.evaluate` returns) and which way is better."""
-
-    name: str
-    description: str
-    metrics: Mapping[str, Direction]
-    default_metric: str
-    default_model: str | None
-    default_dataset: str | None
-    default_epochs: int
-    default_batch_size: int
-    default_max_steps_per_epoch: int | None
-    implementation: str  # "package.module:factory", imported by workers only
-    # The optimizers its workers run; a study's search space may choose among these only.
-    optimizers: tuple[str, ...] = OPTIMIZERS
-    # The model family of its models unless a model names its own (``workers.tasks.families``): which
-    # learning rates a study's preset is fitted to.
-    family: str = "small-network"
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A pretrained model the operator registered (or hps ships). ``path`` is a local file or
-    directory; ``options`` are the task's own settings (e.g. ``architecture``)."""
-
-    name: str
-    task: str
-    description: str = ""
-    path: Path | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-    family: str | None = None  # None: the task's family
-
-
-@dataclass(frozen=True)
-class DatasetEntry:
-    """A dataset the operator registered (or hps ships or makes)."""
-
-    name: str
-    task: str
-    description: str = ""
-    path: Path | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Batch(Protocol):

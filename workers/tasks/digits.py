@@ -27,8 +27,9 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from workers.tasks.base import DatasetEntry, ModelEntry, Split
-from workers.tasks.cache import exclusive, write_safetensors_atomically
+from hps.catalog.tasks import DatasetEntry, ModelEntry
+from hps.workers.tasks.base import Split
+from hps.workers.tasks.cache import exclusive, write_safetensors_atomically
 
 MODEL_NAME = "digits-cnn"
 DATASET_NAME = "digits-5to9"

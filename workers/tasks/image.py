@@ -36,12 +36,13 @@ from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
-from workers.tasks.base import DatasetEntry, ModelEntry, Split
-from workers.tasks.cache import exclusive, write_safetensors_atomically
-from workers.tasks.catalog import IMAGE_CLASSIFICATION
-from workers.tasks.files import entries_in
-from workers.tasks.options import int_option, str_option
-from workers.tasks.resnet import build_resnet
+from hps.catalog.builtins import IMAGE_CLASSIFICATION
+from hps.catalog.tasks import DatasetEntry, ModelEntry
+from hps.workers.tasks.base import Split
+from hps.workers.tasks.cache import exclusive, write_safetensors_atomically
+from hps.workers.tasks.files import entries_in
+from hps.workers.tasks.options import int_option, str_option
+from hps.workers.tasks.resnet import build_resnet
 
 DEFAULT_ARCHITECTURE = "resnet18"
 DEFAULT_IMAGE_SIZE = 32

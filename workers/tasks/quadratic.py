@@ -15,7 +15,8 @@ from typing import cast
 import torch
 from torch import nn
 
-from workers.tasks.base import DatasetEntry, ModelEntry, Split
+from hps.catalog.tasks import DatasetEntry, ModelEntry
+from hps.workers.tasks.base import Split
 
 START = 0.0
 TARGET = 3.0

@@ -30,9 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workers.tasks.base import DatasetEntry, ModelEntry, Split
-from workers.tasks.files import files_under, inside
-from workers.tasks.options import fraction_option, int_option, str_option
+from hps.catalog.tasks import DatasetEntry, ModelEntry
+from hps.workers.tasks.base import Split
+from hps.workers.tasks.files import files_under, inside
+from hps.workers.tasks.options import fraction_option, int_option, str_option
 
 DEFAULT_MAX_LENGTH = 64
 DEFAULT_VAL_FRACTION = 0.25

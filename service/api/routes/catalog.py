@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from search_spaces import UnknownPreset, list_presets, load_preset
-from service.api.auth import can_read
-from service.api.context import Hub, get_hub
-from service.api.render import entry_out, task_out
-from service.api.responses import COMMON
-from service.api.schemas import EntryList, ErrorOut, SearchSpaceItem, SearchSpaceList, TaskList
-from service.errors import NotFound
-from service.tokens import Principal
+from hps.search_spaces import UnknownPreset, list_presets, load_preset
+from hps.server.api.auth import can_read
+from hps.server.api.context import Hub, get_hub
+from hps.server.api.render import entry_out, task_out
+from hps.server.api.responses import COMMON
+from hps.server.errors import NotFound
+from hps.server.tokens import Principal
+from hps.wire.base import ErrorOut
+from hps.wire.catalog import EntryList, SearchSpaceItem, SearchSpaceList, TaskList
 
 router = APIRouter(prefix="/v1", tags=["catalog"], responses=COMMON)
 

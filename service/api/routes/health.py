@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from service.api.context import Hub, get_hub
-from service.api.schemas import Health
-from service.store.schema import is_current
+from hps.server.api.context import Hub, get_hub
+from hps.server.store.schema import is_current
+from hps.wire.base import Health
 
 router = APIRouter(tags=["operations"])
 

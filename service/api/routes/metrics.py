@@ -10,10 +10,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from service.api.auth import can_scrape
-from service.api.context import Hub, get_hub
-from service.api.responses import COMMON
-from service.tokens import Principal
+from hps.server.api.auth import can_scrape
+from hps.server.api.context import Hub, get_hub
+from hps.server.api.responses import COMMON
+from hps.server.tokens import Principal
 
 router = APIRouter(tags=["operations"], responses=COMMON)
 

@@ -6,18 +6,25 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from service import schedules, studies
-from service.api.auth import can_read, can_write
-from service.api.context import Hub, get_hub
-from service.api.paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE, cursor_before, encode_cursor
-from service.api.params import ScheduleId
-from service.api.render import run_out, schedule_out, study_out
-from service.api.responses import COMMON, SCHEDULE_NOT_FOUND, error
-from service.api.schemas import ScheduleOut, SchedulePage, ScheduleRunPage, ScheduleRunStarted
-from service.clock import utcnow
-from service.errors import Forbidden
-from service.schedule_specs import SchedulePatch, ScheduleSpec
-from service.tokens import PROJECT_PATTERN, Principal
+from hps.server import studies
+from hps.server.api.auth import can_read, can_write
+from hps.server.api.context import Hub, get_hub
+from hps.server.api.paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE, cursor_before, encode_cursor
+from hps.server.api.params import ScheduleId
+from hps.server.api.render import run_out, schedule_out, study_out
+from hps.server.api.responses import COMMON, SCHEDULE_NOT_FOUND, error
+from hps.server.clock import utcnow
+from hps.server.errors import Forbidden
+from hps.server.schedules import use_cases as schedules
+from hps.server.tokens import PROJECT_PATTERN, Principal
+from hps.wire.schedules import (
+    ScheduleOut,
+    SchedulePage,
+    SchedulePatch,
+    ScheduleRunPage,
+    ScheduleRunStarted,
+    ScheduleSpec,
+)
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"], responses=COMMON)
 

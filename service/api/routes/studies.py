@@ -6,19 +6,19 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from service import studies
-from service.api.auth import can_read, can_write
-from service.api.context import Hub, get_hub
-from service.api.paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE, cursor_before, encode_cursor
-from service.api.params import StudyId
-from service.api.render import study_out, trial_out
-from service.api.responses import COMMON, STUDY_NOT_FOUND, error
-from service.api.schemas import StudyOut, StudyPage, StudyReport
-from service.errors import Forbidden
-from service.evidence import gather_evidence
-from service.report import TOP_CURVES, build_report
-from service.specs import NAME_PATTERN, StudySpec
-from service.tokens import PROJECT_PATTERN, Principal
+from hps.report.build import TOP_CURVES, build_report
+from hps.server import studies
+from hps.server.api.auth import can_read, can_write
+from hps.server.api.context import Hub, get_hub
+from hps.server.api.paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE, cursor_before, encode_cursor
+from hps.server.api.params import StudyId
+from hps.server.api.render import study_out, trial_out
+from hps.server.api.responses import COMMON, STUDY_NOT_FOUND, error
+from hps.server.errors import Forbidden
+from hps.server.evidence import gather_evidence
+from hps.server.tokens import PROJECT_PATTERN, Principal
+from hps.wire.reports import StudyReport
+from hps.wire.studies import NAME_PATTERN, StudyOut, StudyPage, StudySpec
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"], responses=COMMON)
 

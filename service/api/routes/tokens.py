@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 
-from service import tokens
-from service.api.auth import can_admin
-from service.api.context import Hub, get_hub
-from service.api.render import token_out
-from service.api.responses import COMMON, error
-from service.api.schemas import NewTokenOut, TokenIn, TokenList
-from service.errors import Forbidden
-from service.tokens import Principal
+from hps.server import tokens
+from hps.server.api.auth import can_admin
+from hps.server.api.context import Hub, get_hub
+from hps.server.api.render import token_out
+from hps.server.api.responses import COMMON, error
+from hps.server.errors import Forbidden
+from hps.server.tokens import Principal
+from hps.wire.tokens import NewTokenOut, TokenIn, TokenList
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"], responses=COMMON)
 

@@ -6,16 +6,25 @@ from typing import Literal
 
 from fastapi import APIRouter, Body, Depends, Query
 
-from service import trials
-from service.api.auth import can_read, can_run, can_write
-from service.api.context import Hub, get_hub
-from service.api.paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE, cursor_after, encode_cursor
-from service.api.params import StudyId, TrialNumber
-from service.api.render import ask_out, report_out, trial_out
-from service.api.responses import COMMON, STUDY_NOT_FOUND, TRIAL_NOT_FOUND, Responses, error
-from service.api.schemas import AskIn, AskOut, HeartbeatOut, LeaseOut, ReportOut, TrialOut, TrialPage
-from service.specs import Completion, Report
-from service.tokens import Principal
+from hps.server import trials
+from hps.server.api.auth import can_read, can_run, can_write
+from hps.server.api.context import Hub, get_hub
+from hps.server.api.paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE, cursor_after, encode_cursor
+from hps.server.api.params import StudyId, TrialNumber
+from hps.server.api.render import ask_out, report_out, trial_out
+from hps.server.api.responses import COMMON, STUDY_NOT_FOUND, TRIAL_NOT_FOUND, Responses, error
+from hps.server.tokens import Principal
+from hps.wire.trials import (
+    AskIn,
+    AskOut,
+    Completion,
+    HeartbeatOut,
+    LeaseOut,
+    Report,
+    ReportOut,
+    TrialOut,
+    TrialPage,
+)
 
 router = APIRouter(prefix="/v1/studies/{study_id}", tags=["trials"], responses=COMMON)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 
-from service import claims
-from service.api.auth import can_claim
-from service.api.context import Hub, get_hub
-from service.api.render import claim_out
-from service.api.responses import COMMON
-from service.api.schemas import ClaimIn, ClaimOut
-from service.tokens import Principal
+from hps.server import claims
+from hps.server.api.auth import can_claim
+from hps.server.api.context import Hub, get_hub
+from hps.server.api.render import claim_out
+from hps.server.api.responses import COMMON
+from hps.server.tokens import Principal
+from hps.wire.workers import ClaimIn, ClaimOut
 
 router = APIRouter(prefix="/v1/workers", tags=["workers"], responses=COMMON)
 

@@ -1,0 +1,60 @@
+"""What the catalog knows of a task, a model and a dataset: names, metrics, defaults, which optimizers its
+workers run and its model family. Pure metadata that the service reads without importing torch; the task's
+code is named by ``TaskInfo.implementation`` and imported by workers only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from hps.catalog.trial_params import OPTIMIZERS
+
+Direction = Literal["minimize", "maximize"]
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What the service knows of a task. ``metrics`` are the names the training loop reports each
+    epoch (``val_<name>`` for each name :meth:`Task.evaluate` returns) and which way is better."""
+
+    name: str
+    description: str
+    metrics: Mapping[str, Direction]
+    default_metric: str
+    default_model: str | None
+    default_dataset: str | None
+    default_epochs: int
+    default_batch_size: int
+    default_max_steps_per_epoch: int | None
+    implementation: str  # "package.module:factory", imported by workers only
+    # The optimizers its workers run; a study's search space may choose among these only.
+    optimizers: tuple[str, ...] = OPTIMIZERS
+    # The model family of its models unless a model names its own (``hps.catalog.families``): which
+    # learning rates a study's preset is fitted to.
+    family: str = "small-network"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A pretrained model the operator registered (or hps ships). ``path`` is a local file or
+    directory; ``options`` are the task's own settings (e.g. ``architecture``)."""
+
+    name: str
+    task: str
+    description: str = ""
+    path: Path | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    family: str | None = None  # None: the task's family
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A dataset the operator registered (or hps ships or makes)."""
+
+    name: str
+    task: str
+    description: str = ""
+    path: Path | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,5 @@
+"""``python -m hps.cli``: the ``hps`` command."""
+
+from hps.cli.main import main
+
+main()

@@ -1,0 +1,145 @@
+"""The optimizer report on the wire (``GET /v1/studies/{id}/report``; docs/report.md says how to read it)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from hps.search_spaces import ParamValue
+from hps.wire.base import Out
+from hps.wire.studies import ProgressOut
+from hps.wire.trials import CurvePoint
+
+
+class OptimizerRow(Out):
+    """How one optimizer fared: results of its finished trials (running and queued ones left out)."""
+
+    optimizer: str
+    trials: int = Field(description="Finished trials that used this optimizer.")
+    complete: int
+    pruned: int
+    diverged: int
+    failed: int
+    pruned_share: float = Field(description="pruned / trials, 0 to 1.")
+    diverged_share: float = Field(description="diverged / trials, 0 to 1.")
+    best_value: float | None = Field(description="Best metric of its complete trials.")
+    median_value: float | None = Field(description="Median metric of its complete trials.")
+    best_lr: float | None = Field(description="The lr of its best trial, when the space has an lr.")
+    median_convergence_epochs: float | None = Field(
+        description="Median attr convergence_epochs of its complete trials (tasks report it)."
+    )
+    median_generalization_gap: float | None = Field(
+        description="Median attr generalization_gap of its complete trials (tasks report it)."
+    )
+
+
+class HistoryPoint(Out):
+    """A complete trial in number order, with the best value found up to it."""
+
+    number: int
+    optimizer: str
+    value: float
+    best_so_far: float
+
+
+class TrialCurve(Out):
+    """The learning curve of one of the best trials."""
+
+    number: int
+    optimizer: str
+    value: float
+    params: dict[str, ParamValue]
+    points: list[CurvePoint]
+
+
+class LrPoint(Out):
+    """One finished trial's lr and result; ``value`` is null unless it completed."""
+
+    number: int
+    lr: float
+    value: float | None
+    state: str
+
+
+class LrSeries(Out):
+    """lr against the metric for one optimizer."""
+
+    optimizer: str
+    points: list[LrPoint]
+
+
+class LrRange(Out):
+    """The searched lr range: a float range, or the grid's values."""
+
+    low: float
+    high: float
+    scale: str = Field(description="linear, log or grid")
+
+
+class ParamImportance(Out):
+    """How much of the metric's variance one parameter explains (importances sum to 1)."""
+
+    param: str
+    importance: float
+
+
+class OptimizerImportances(Out):
+    """Importances among one optimizer's trials, where its own (conditional) params exist."""
+
+    optimizer: str
+    complete: int
+    params: list[ParamImportance]
+
+
+class Importances(Out):
+    """Parameter importances; empty with a ``note`` saying why when they cannot be computed."""
+
+    method: str = Field(description="The Optuna evaluator used.")
+    complete: int = Field(description="Complete trials they are computed from.")
+    params: list[ParamImportance] = Field(description="Over every complete trial, most important first.")
+    by_optimizer: list[OptimizerImportances] = Field(
+        description="Within each optimizer with enough complete trials, covering its conditional params."
+    )
+    notes: list[str] = Field(description="Why some or all importances are missing, for a person.")
+
+
+class Recommendation(Out):
+    """What to use, and how sure the report is."""
+
+    summary: str = Field(description="The recommendation in plain language.")
+    confidence: Literal["none", "low", "medium", "high"]
+    reasons: list[str] = Field(description="What the confidence rests on, one sentence each.")
+    best_trial: int | None
+    best_value: float | None
+    best_optimizer: str | None
+    best_params: dict[str, ParamValue]
+    complete_trials: int = Field(description="Complete trials in the study.")
+    backing_trials: int = Field(description="Complete trials of the recommended optimizer.")
+    runner_up: str | None = Field(description="The next best optimizer, by best value.")
+    gap_to_runner_up: float | None = Field(
+        description="Best value minus the runner-up's, in the better direction."
+    )
+    lr_edge: Literal["low", "high"] | None = Field(description="The best lr sits at this edge of the range.")
+
+
+class StudyReport(Out):
+    """The optimizer report: which optimizer, which learning rate, and how sure we are."""
+
+    study_id: int
+    study_name: str
+    state: str
+    metric: str
+    direction: str
+    progress: ProgressOut
+    generated_at: datetime
+    optimizers: list[OptimizerRow] = Field(description="One row per optimizer, best first.")
+    history: list[HistoryPoint]
+    top_curves: list[TrialCurve] = Field(
+        description="Learning curves of the best complete trials, best first."
+    )
+    lr_range: LrRange | None
+    lr_vs_metric: list[LrSeries]
+    importances: Importances
+    recommendation: Recommendation
