@@ -1,5 +1,5 @@
 """Reading what a study report is built from: the study, every trial with its learning curve, and the
-parameter importances Optuna computes over the same trials. ``service.report`` turns it into the report.
+parameter importances Optuna computes over the same trials. ``hps.report.build`` turns it into the report.
 """
 
 from __future__ import annotations

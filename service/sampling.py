@@ -31,7 +31,7 @@ T = TypeVar("T")
 class OptunaFailed(Exception):
     """Optuna failed on a study's own settings while building its sampler or pruner, sampling or pruning.
     Not the database's failure, nor the request's: the study cannot go on, and the caller ends it as
-    failed (``service.trials.fail_broken_study``) so that it stops taking every ask and claim down."""
+    failed (``hps.server.trials.fail_broken_study``) so that it stops taking every ask and claim down."""
 
     def __init__(self, study_id: int, stage: str, cause: BaseException) -> None:
         detail = f"{type(cause).__name__}: {cause}"

@@ -103,7 +103,7 @@ def _with_task_defaults(spec: StudySpec, task: TaskSpec, registry: Registry) -> 
 
 def _fit_to_family(spec: StudySpec, space: SearchSpace, registry: Registry) -> SearchSpace:
     """A preset's learning rates fitted to the family of the model the study fine-tunes (see
-    ``workers.tasks.families``); the study's own ``lr`` param and its own starts are kept as written."""
+    ``hps.catalog.families``); the study's own ``lr`` param and its own starts are kept as written."""
     if spec.task is None or spec.search_space.preset is None:
         return space
     task = spec.task

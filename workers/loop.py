@@ -34,7 +34,7 @@ from hps.workers.training import Decision, EpochResult, TrainingOutcome, Trainin
 
 log = logging.getLogger("hps.worker")
 
-# Reason codes the service retries with the same params (see service.trials.RETRYABLE_REASONS).
+# Reason codes the service retries with the same params (see hps.server.trials.RETRYABLE_REASONS).
 OOM = "oom"
 DEVICE_ERROR = "device-error"
 INTERRUPTED = "interrupted"

@@ -1,7 +1,7 @@
 """A trial's sampled params turned into a torch optimizer and a learning-rate schedule.
 
 Params are the flat mapping a search space samples (names fixed by the presets in ``search_spaces``). Every
-name is checked by the rules of ``workers.trial_params``: an unknown name, a param that does not apply to
+name is checked by the rules of ``hps.catalog.trial_params``: an unknown name, a param that does not apply to
 the chosen optimizer or schedule, or a value of the wrong type or out of range raises
 :class:`OptimizerConfigError` naming the param, so a typo in a search space fails loudly instead of
 silently training with torch's defaults.

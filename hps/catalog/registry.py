@@ -82,7 +82,7 @@ class ResolvedTask:
 
     @property
     def family(self) -> str:
-        """The model family whose learning rates a preset is fitted to (``workers.tasks.families``)."""
+        """The model family whose learning rates a preset is fitted to (``hps.catalog.families``)."""
         if self.model is not None and self.model.family is not None:
             return self.model.family
         return self.info.family

@@ -1,5 +1,5 @@
 """What a trial's params may be: the optimizers, the params each takes and their ranges, and the training
-params. Checked by the worker before it trains (``workers.optimizers``) and by the service when a study is
+params. Checked by the worker before it trains (``hps.workers.optimizers``) and by the service when a study is
 created (:func:`check_space`), so a search space whose trials the workers would refuse is a 422 at the
 door, not a failed trial later. Nothing here imports torch.
 

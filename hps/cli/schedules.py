@@ -1,7 +1,7 @@
 """``hps schedule …``: create, list, show, pause, resume, run and delete cron schedules over HTTP.
 
 SCHEDULE is a schedule's id or its name. Every command takes ``--api``, ``--token`` and ``--output
-table|json`` and exits with the codes documented in :mod:`service.cli_common` (docs/schedules.md).
+table|json`` and exits with the codes documented in :mod:`hps.cli.common` (docs/schedules.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``hps study …``: create, list, show, follow, cancel and delete studies over HTTP.
 
 STUDY is a study's id or its name. Every command takes ``--api``, ``--token`` and ``--output table|json``
-and exits with the codes documented in :mod:`service.cli_common` (and docs/cli.md).
+and exits with the codes documented in :mod:`hps.cli.common` (and docs/cli.md).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ How the block ends decides how the trial ends:
 - the block ends normally without a completion: ``failed`` with reason ``"trial ended without complete"``,
   and a warning is logged: a finished trial must say what it scored.
 
-A heartbeat thread (:class:`service.leases.LeaseKeeper`, the workers' own) keeps the lease alive between
+A heartbeat thread (:class:`hps.client.leases.LeaseKeeper`, the workers' own) keeps the lease alive between
 reports, at a third of the lease's remaining time. When the service says the lease is lost (409),
 ``lease_lost`` becomes true and nothing more is sent on the trial's behalf: its params were re-queued and
 the retry's result is the one that counts.
@@ -52,7 +52,7 @@ class TrialPruned(Exception):  # named after optuna.TrialPruned, which users kno
 class TrialRun:
     """A trial handed out by ask, kept alive by heartbeats until it is completed.
 
-    Use it through :meth:`service.client.HpsClient.run_trial`. ``params`` are the sampled values;
+    Use it through :meth:`hps.client.HpsClient.run_trial`. ``params`` are the sampled values;
     ``should_prune`` and ``should_stop`` are the service's latest answers (from a report or a heartbeat).
     """
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Literal
 
@@ -25,7 +25,6 @@ from hps.search_spaces import (
     SearchSpaceError,
     compile_space,
 )
-from hps.server.clock import utcnow
 from hps.wire.reports import (
     HistoryPoint,
     Importances,
@@ -82,7 +81,7 @@ def build_report(
         metric=study.metric,
         direction=study.direction,
         progress=study.progress,
-        generated_at=now or utcnow(),
+        generated_at=now or datetime.now(UTC),
         optimizers=[_row(summary, ranked, label) for summary in summaries],
         history=_history(finished, study.direction, label),
         top_curves=[_curve(trial, label) for trial in ranked[:top]],

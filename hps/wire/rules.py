@@ -53,7 +53,7 @@ class RequestModel(BaseModel):
 
 class Frozen(RequestModel):
     """Immutable, strict models: unknown fields are errors, not silently dropped, and every value meets
-    the input rules (``service.input_rules``)."""
+    the input rules (this module)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

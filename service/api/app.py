@@ -85,7 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
             db.dispose()
 
     # hps writes Optuna's rows itself; Optuna's own INFO lines would come only from the in-memory
-    # rehearsal of each new study (service.strategies.rehearse) and say nothing about real trials.
+    # rehearsal of each new study (hps.server.strategies.rehearse) and say nothing about real trials.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     app = FastAPI(
         title="hps",

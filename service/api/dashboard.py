@@ -109,7 +109,7 @@ class ProjectStorage(BaseStorage):
     Reading a study, or a trial of a study, outside the project raises :class:`KeyError`, exactly as
     Optuna does for a study or trial that does not exist; ``get_all_studies`` lists only the project's
     studies, under the names the project knows them by (Optuna's name without the ``<project>/`` that
-    keeps it unique in the database). Every write raises :class:`~service.errors.Forbidden`. Thread
+    keeps it unique in the database). Every write raises :class:`~hps.server.errors.Forbidden`. Thread
     safe as far as ``backend`` is; the inherited helpers (``get_best_trial``, ``get_trial_params``, …)
     go through the checked methods below.
     """

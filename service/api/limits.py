@@ -105,7 +105,7 @@ class TokenBuckets:
 
 
 class RateLimits:
-    """The two limits every authenticated route meets (``service.api.auth``):
+    """The two limits every authenticated route meets (``hps.server.api.auth``):
 
     - a caller who authenticated is limited per *credential* (the token's id, or the bootstrap admin),
       however the token is sent (bearer, or basic auth with any user name);

@@ -1,4 +1,4 @@
-"""The OpenAPI document, with the input rules (``service.input_rules``) written into the request schemas
+"""The OpenAPI document, with the input rules (``hps.wire.rules``) written into the request schemas
 and links from each created resource to the calls that use it.
 
 Pydantic describes each field's own constraints; the rules every request value meets wherever it sits are

@@ -3,7 +3,7 @@
 Every use case runs its database work through :meth:`Database.run`: one session, one transaction, committed
 at the end or rolled back on error. Transient failures (deadlocks, serialization failures, SQLite's
 "database is locked") are retried a bounded number of times; a database that stays unreachable becomes
-:class:`~service.errors.ServiceUnavailable` (HTTP 503), never a 500.
+:class:`~hps.server.errors.ServiceUnavailable` (HTTP 503), never a 500.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class Database:
                 log.info("integrity error on constraint %s", _constraint(exc))
                 raise Conflict("the write conflicts with data written concurrently; retry") from None
             except (DataError, OverflowError, UnicodeEncodeError) as exc:
-                # The request layer refuses values the database cannot hold (service.input_rules); this
+                # The request layer refuses values the database cannot hold (hps.wire.rules); this
                 # is the last line, so that a value that slipped through is a 422, never a 500.
                 log.warning("a value could not be stored: %s", type(exc).__name__)
                 raise InvalidInput("a value in the request cannot be stored in the database") from None

@@ -1,5 +1,5 @@
 """``hps study …`` against a real server over real HTTP: JSON output parsed and checked, tables read,
-exit codes as documented in service.cli_common."""
+exit codes as documented in hps.cli.common."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The optimizer report (service.report) built from real trials: studies driven through the real use cases
+"""The optimizer report (hps.report) built from real trials: studies driven through the real use cases
 on SQLite and PostgreSQL, read back with ``gather_evidence``, importances computed by Optuna."""
 
 from __future__ import annotations

@@ -195,7 +195,7 @@ def test_a_folder_with_train_and_val_subfolders_keeps_that_split(tmp_path: Path)
 
 def test_concurrent_workers_draw_the_shapes_folder_once(tmp_path: Path) -> None:
     code = (
-        "import sys; from pathlib import Path; from workers.tasks.image import ensure_shapes_folder; "
+        "import sys; from pathlib import Path; from hps.workers.tasks.image import ensure_shapes_folder; "
         "ensure_shapes_folder(Path(sys.argv[1]))"
     )
     workers = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT) for _ in range(3)]

@@ -43,7 +43,7 @@ def make_task(model: ModelEntry | None, dataset: DatasetEntry | None, cache_dir:
 
 
 class QuadraticTask:
-    """f(x) = (x - 3)^2 as a :class:`~workers.tasks.base.Task`: batches are placeholders (None) and both
+    """f(x) = (x - 3)^2 as a :class:`~hps.workers.tasks.base.Task`: batches are placeholders (None) and both
     splits evaluate the same f(x), so ``val_loss`` is simply the objective."""
 
     def fresh_model(self, device: torch.device, seed: int) -> nn.Module:
