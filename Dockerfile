@@ -7,6 +7,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 HPS_DATA_DIR=/var/lib/hps
 
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
+# hps/ holds the installable package; its server, workers, search_spaces and migrations are links to
+# the folders beside it, so all of them are copied.
+COPY hps ./hps
 COPY service ./service
 COPY workers ./workers
 COPY search_spaces ./search_spaces
