@@ -23,11 +23,11 @@ from hps.server.store.database import Database
 from hps.server.store.studies import StudyRepository
 from hps.server.store.trials import TrialRepository
 from hps.server.trials import fail_broken_study, finish_trial, lock_study, settle_study
+from hps.wire.reasons import ReasonCode, reason
 from hps.wire.trials import Completion
 
 log = logging.getLogger(__name__)
 
-LEASE_EXPIRED = "lease-expired"
 _BATCH = 100
 
 
@@ -62,7 +62,9 @@ def _reap_one(session: Session, sampling: Sampling, study_id: int, number: int, 
         return False  # extended meanwhile
     runtime = sampling.runtime(study.id, study.optuna_name, study.spec)
     since = trial.lease_expires_at.isoformat() if trial.lease_expires_at else "never leased"
-    completion = Completion(state="failed", reason=f"{LEASE_EXPIRED}: no heartbeat; lease ended {since}")
+    completion = Completion(
+        state="failed", reason=reason(ReasonCode.LEASE_EXPIRED, f"no heartbeat; lease ended {since}")
+    )
     finish_trial(session, runtime, trial, completion, now, by_service=True)
     settle_study(session, study, runtime, now)
     log.warning("reaped trial %s of study %s (worker %s)", number, study_id, trial.worker_id)

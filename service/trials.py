@@ -37,14 +37,11 @@ from hps.server.store.optuna_tables import OptunaTables
 from hps.server.store.studies import StudyRecord, StudyRepository
 from hps.server.store.trials import Progress, TrialRecord, TrialRepository
 from hps.server.views import TrialView, trial_views
+from hps.wire.reasons import RETRYABLE, ReasonCode, reason_code
 from hps.wire.trials import Completion, Report
 
 log = logging.getLogger(__name__)
 
-# Failures of the infrastructure rather than of the configuration: the same params get another attempt.
-RETRYABLE_REASONS = frozenset({"lease-expired", "oom", "worker-lost", "device-error"})
-# A worker asked to stop (SIGTERM, preemption) hands its trial back: always re-queued, never a failure.
-INTERRUPTED = "interrupted"
 
 _OPTUNA_STATE = {
     "complete": TrialState.COMPLETE,
@@ -73,11 +70,6 @@ class ReportAnswer:
 
     should_prune: bool
     should_stop: bool
-
-
-def reason_code(reason: str | None) -> str:
-    """The machine-readable part of a reason: ``"oom: CUDA out of memory"`` → ``"oom"``."""
-    return (reason or "").split(":", 1)[0].strip().lower()
 
 
 def ask_trial(
@@ -336,7 +328,8 @@ def finish_trial(
     retry_number = None
     if completion.state == "failed" and _should_retry(runtime, trial, completion):
         # A trial handed back by a stopping worker was not tried out: its retry keeps the attempt number.
-        handed_back = reason_code(completion.reason) == INTERRUPTED
+        # A worker asked to stop (SIGTERM, preemption) hands its trial back: never a failure.
+        handed_back = reason_code(completion.reason) == ReasonCode.INTERRUPTED
         retry_number = enqueue_trial(
             session,
             runtime.space,
@@ -464,6 +457,6 @@ def _last_finite(optuna_tables: OptunaTables, optuna_trial_id: int) -> float | N
 
 def _should_retry(runtime: StudyRuntime, trial: TrialRecord, completion: Completion) -> bool:
     code = reason_code(completion.reason)
-    if code == INTERRUPTED:
+    if code == ReasonCode.INTERRUPTED:
         return True
-    return code in RETRYABLE_REASONS and trial.attempt <= runtime.spec.budget.max_retries
+    return code in RETRYABLE and trial.attempt <= runtime.spec.budget.max_retries

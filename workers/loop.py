@@ -26,6 +26,7 @@ from hps.catalog.registry import Registry, ResolvedTask
 from hps.client.backoff import Backoff, call_with_retry
 from hps.client.http import HpsClient, HpsError, Outcome
 from hps.client.leases import LeaseKeeper
+from hps.wire.reasons import ReasonCode, reason, reason_code
 from hps.wire.workers import ClaimOut
 from hps.workers.devices import parse_device
 from hps.workers.faults import FaultyTask, fault_from_environment
@@ -34,10 +35,6 @@ from hps.workers.training import Decision, EpochResult, TrainingOutcome, Trainin
 
 log = logging.getLogger("hps.worker")
 
-# Reason codes the service retries with the same params (see hps.server.trials.RETRYABLE_REASONS).
-OOM = "oom"
-DEVICE_ERROR = "device-error"
-INTERRUPTED = "interrupted"
 # What CUDA says when a device is left in an unusable state (sticky errors): the process must go.
 _DEVICE_ERROR_MARKERS = ("CUDA error", "device-side assert", "CUBLAS_STATUS", "cuDNN error", "NCCL error")
 EXIT_DEVICE_BROKEN = 3
@@ -142,7 +139,7 @@ class Worker:
         attrs = outcome.attrs if isinstance(outcome, TrainingOutcome) else {}
         if state is not None:
             self._complete(claim, state, value, reason, attrs)
-        if isinstance(outcome, Failure) and outcome.reason.startswith(OOM):
+        if isinstance(outcome, Failure) and reason_code(outcome.reason) == ReasonCode.OOM:
             # Here, outside the except block that caught it, no frame holds the failed step's tensors.
             _free_device_memory(self.device)
         broken = isinstance(outcome, Failure) and outcome.device_broken
@@ -286,11 +283,11 @@ def classify(error: Exception) -> Failure:
     task or its params: not retried)."""
     detail = f"{type(error).__name__}: {str(error)[:300]}"
     if isinstance(error, torch.cuda.OutOfMemoryError):
-        return Failure(f"{OOM}: {detail}")
+        return Failure(reason(ReasonCode.OOM, detail))
     message = str(error)
     if any(marker in message for marker in _DEVICE_ERROR_MARKERS):
-        return Failure(f"{DEVICE_ERROR}: {detail}", device_broken=True)
-    return Failure(f"error: {detail}")
+        return Failure(reason(ReasonCode.DEVICE_ERROR, detail), device_broken=True)
+    return Failure(reason(ReasonCode.ERROR, detail))
 
 
 def _completion(
@@ -303,7 +300,7 @@ def _completion(
         return "failed", None, outcome.reason
     if outcome.state == "stopped":
         if stopping.is_set():
-            return "failed", None, f"{INTERRUPTED}: the worker was asked to stop"
+            return "failed", None, reason(ReasonCode.INTERRUPTED, "the worker was asked to stop")
         return "pruned", None, "stopped: the study is no longer running"
     if outcome.state == "complete":
         return "complete", outcome.value, None

@@ -34,6 +34,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from hps.client.leases import LeaseKeeper
+from hps.wire.reasons import ReasonCode
+from hps.wire.reasons import reason as reason_text
 from hps.wire.trials import AskOut, ReportOut, TrialOut
 
 if TYPE_CHECKING:
@@ -168,9 +170,9 @@ class TrialRun:
     def _record_crash(self, error: BaseException) -> None:
         """Complete as failed, never hiding the crash behind an error of our own."""
         # KeyboardInterrupt, SystemExit: the run was stopped, not wrong; "interrupted" re-queues its params.
-        prefix = "interrupted: " if not isinstance(error, Exception) else ""
         message = str(error)
-        reason = f"{prefix}{type(error).__name__}" + (f": {message}" if message else "")
+        what = f"{type(error).__name__}" + (f": {message}" if message else "")
+        reason = what if isinstance(error, Exception) else reason_text(ReasonCode.INTERRUPTED, what)
         try:
             self.finish("failed", reason)
         except Exception as failure:
