@@ -19,18 +19,11 @@ from hps.server.clock import utcnow
 from hps.server.errors import Conflict, StudyNotFound
 from hps.server.sampling import OptunaFailed, Sampling
 from hps.server.store.database import Database
-from hps.server.store.studies import StudyRecord, StudyRepository
+from hps.server.store.studies import StudyRepository
 from hps.server.store.trials import TrialRepository
 from hps.server.store.workers import WorkerRepository
 from hps.server.strategies import trial_seed
-from hps.server.trials import (
-    AskedTrial,
-    check_can_start,
-    check_running,
-    fail_broken_study,
-    lock_study,
-    start_trial,
-)
+from hps.server.trials import AskedTrial, fail_broken_study, lock_study, start_next_trial
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,61 +48,63 @@ def claim_trial(
     project: str | None = None,
     now: datetime | None = None,
 ) -> Claim | None:
-    """A trial from the fairest study that has one, or None when there is nothing to do."""
-    moment = now or utcnow()
-    for study in _candidates(db, tasks, moment, project):
+    """A trial from the fairest study that has one, or None when there is nothing to do.
 
-        def work(session: Session, study_id: int = study.id) -> Claim:
-            return _claim_in(session, sampling, study_id, worker_id, moment, lease)
+    The candidates are read first; with none, nothing is written (an idle claim must not take SQLite's
+    write lock). Otherwise one transaction starts a trial in the first candidate that can still start one,
+    and records the claim and the worker in the same commit."""
+    moment = now or utcnow()
+    candidates = _candidates(db, tasks, moment, project)
+    while candidates:
+
+        def work(session: Session, candidates: list[int] = candidates) -> Claim | None:
+            return _claim_first(session, sampling, candidates, worker_id, device, tasks, moment, lease)
 
         try:
-            claim = db.run(work, write=True)
-        except (Conflict, StudyNotFound):
-            continue  # it filled up, finished or vanished since the candidates were read
+            return db.run(work, write=True)
         except OptunaFailed as failure:
             # One broken study must not stall every worker of its project: end it, serve the next.
             fail_broken_study(db, sampling, failure, moment)
-            continue
-        _seen(db, worker_id, device, tasks, moment, claimed=True)
-        return claim
-    _seen(db, worker_id, device, tasks, moment, claimed=False)
+            candidates = [study_id for study_id in candidates if study_id != failure.study_id]
     return None
 
 
-def _candidates(db: Database, tasks: Sequence[str], now: datetime, project: str | None) -> list[StudyRecord]:
-    def work(session: Session) -> list[StudyRecord]:
+def _candidates(db: Database, tasks: Sequence[str], now: datetime, project: str | None) -> list[int]:
+    def work(session: Session) -> list[int]:
         studies = StudyRepository(session).claimable(tasks, now, project)
         running = TrialRepository(session).progress([s.id for s in studies]) if studies else {}
         # Stable sort keeps "least recently served first" among studies with equal load.
-        return sorted(studies, key=lambda s: running[s.id].running)
+        return [s.id for s in sorted(studies, key=lambda s: running[s.id].running)]
 
     return db.run(work, write=False) if tasks else []
 
 
-def _claim_in(
-    session: Session, sampling: Sampling, study_id: int, worker_id: str, now: datetime, lease: timedelta
-) -> Claim:
-    study = lock_study(session, study_id)
-    check_running(study, now)
-    runtime = sampling.runtime(study.id, study.optuna_name, study.spec)
-    progress = check_can_start(session, study, runtime, now)
-    queued = TrialRepository(session).next_queued(study_id) if progress.queued else None
-    asked = start_trial(session, runtime, study, progress, queued, worker_id, now, lease)
-    StudyRepository(session).mark_claimed(study_id, now)
-    task = study.spec["task"]
-    return Claim(
-        trial=asked,
-        task=dict(task),
-        metric=study.metric,
-        direction=study.direction,
-        seed=trial_seed(study.id, asked.number),
-    )
-
-
-def _seen(
-    db: Database, worker_id: str, device: str, tasks: Sequence[str], now: datetime, *, claimed: bool
-) -> None:
-    def work(session: Session) -> None:
-        WorkerRepository(session).seen(worker_id, device, tasks, now, claimed)
-
-    db.run(work, write=True)
+def _claim_first(
+    session: Session,
+    sampling: Sampling,
+    candidates: Sequence[int],
+    worker_id: str,
+    device: str,
+    tasks: Sequence[str],
+    now: datetime,
+    lease: timedelta,
+) -> Claim | None:
+    for study_id in candidates:
+        try:
+            study = lock_study(session, study_id)
+            asked = start_next_trial(session, sampling, study, worker_id, now, lease)
+        except (Conflict, StudyNotFound):
+            continue  # it filled up, finished or vanished since the candidates were read
+        StudyRepository(session).mark_claimed(study_id, now)
+        WorkerRepository(session).seen(worker_id, device, tasks, now, claimed=True)
+        task = sampling.plan(study).spec.task
+        if task is None:
+            raise AssertionError(f"study {study_id} was a candidate without a task")
+        return Claim(
+            trial=asked,
+            task=task.model_dump(mode="json"),
+            metric=study.metric,
+            direction=study.direction,
+            seed=trial_seed(study.id, asked.number),
+        )
+    return None

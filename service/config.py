@@ -35,7 +35,6 @@ class Settings(BaseSettings):
         default=None, description="YAML file registering models and datasets (see workers/registry.py)."
     )
     lease_seconds: float = Field(default=120.0, gt=0, le=86_400)
-    heartbeat_seconds: float = Field(default=30.0, gt=0, le=86_400)
     reaper_interval_seconds: float = Field(default=10.0, gt=0, le=3_600)
     sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
@@ -75,15 +74,6 @@ class Settings(BaseSettings):
         if scheme not in SUPPORTED_SCHEMES or "://" not in url:
             raise ValueError(f"must be a sqlite:/// or postgresql:// URL, got scheme {scheme!r}")
         return url
-
-    @model_validator(mode="after")
-    def _heartbeat_inside_lease(self) -> Self:
-        if self.heartbeat_seconds >= self.lease_seconds:
-            raise ValueError(
-                f"HPS_HEARTBEAT_SECONDS ({self.heartbeat_seconds}) must be shorter than "
-                f"HPS_LEASE_SECONDS ({self.lease_seconds}), or every lease expires between beats"
-            )
-        return self
 
     @model_validator(mode="after")
     def _grace_covers_interval(self) -> Self:

@@ -4,9 +4,10 @@ Two kinds of figures:
 
 - **Measured in this process**: claim and ask latency (histograms) and leases the reaper failed (a counter).
   Each API replica has its own; Prometheus sums them across replicas (``sum(rate(...))``).
-- **Read from the database at scrape time**: trials by study and state, live leases, active workers,
-  schedule runs by outcome. Every
-  replica answers the same, because the database is the one truth; aggregate them with ``max``, not ``sum``.
+- **Read from the database at scrape time**: trials by study and state, live leases, active workers
+  (plus the idle workers that asked this process: an idle claim writes nothing), schedule runs by
+  outcome. Every replica answers the same, because the database is the one truth; aggregate them with
+  ``max``, not ``sum`` (idle workers are each replica's own: ``max`` undercounts them a little).
   When the database is away those gauges are left out and ``hps_database_up`` says 0, so the process's own
   figures can still be scraped.
 
@@ -16,6 +17,7 @@ process — the tests — never clash over metric names.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -53,7 +55,7 @@ class DatabaseFigures:
 
     trials: list[StudyTrialCounts]
     live_leases: int
-    active_workers: int
+    active_workers: set[str]
     schedule_runs: dict[str, int]
 
 
@@ -66,7 +68,7 @@ def read_figures(db: Database) -> DatabaseFigures:
         return DatabaseFigures(
             trials=trials.counts_by_study(),
             live_leases=trials.count_live_leases(now),
-            active_workers=WorkerRepository(session).count_active(now - ACTIVE_WORKER_WINDOW, now),
+            active_workers=WorkerRepository(session).active(now - ACTIVE_WORKER_WINDOW, now),
             schedule_runs=count_runs_by_outcome(session),
         )
 
@@ -76,8 +78,9 @@ def read_figures(db: Database) -> DatabaseFigures:
 class DatabaseCollector:
     """Gauges computed from the database when Prometheus scrapes (``collect`` runs per scrape)."""
 
-    def __init__(self, read: Callable[[], DatabaseFigures]) -> None:
+    def __init__(self, read: Callable[[], DatabaseFigures], idle: Callable[[], set[str]]) -> None:
         self._read = read
+        self._idle = idle
 
     def describe(self) -> Iterable[Metric]:
         """The metric names, without touching the database (the registry asks at registration)."""
@@ -113,7 +116,7 @@ class DatabaseCollector:
             "hps_active_workers",
             "Workers that asked for work in the last minute or hold a live lease.",
         )
-        workers.add_metric([], figures.active_workers)
+        workers.add_metric([], len(figures.active_workers | self._idle()))
         # A gauge read from the run history rather than a per-process counter: exactly one replica
         # claims each due run, so only the database knows how many ran in all.
         runs = GaugeMetricFamily(
@@ -148,7 +151,24 @@ class Metrics:
             "Trials whose lease expired and that this process's reaper failed.",
             registry=self.registry,
         )
-        self.registry.register(DatabaseCollector(lambda: read_figures(db)))
+        # Workers that asked and were told there is nothing to do: an idle claim writes nothing to the
+        # database, so this process remembers them (each replica the workers that asked it).
+        self._idle_workers: dict[str, float] = {}
+        self._idle_lock = threading.Lock()
+        self.registry.register(DatabaseCollector(lambda: read_figures(db), self.idle_workers))
+
+    def saw_idle_worker(self, worker_id: str) -> None:
+        """A worker asked for work and there was none."""
+        with self._idle_lock:
+            if len(self._idle_workers) > 10_000:
+                self._idle_workers.clear()  # bounded under a flood of worker ids
+            self._idle_workers[worker_id] = time.monotonic()
+
+    def idle_workers(self) -> set[str]:
+        """The workers this process told "nothing to do" within the active-worker window."""
+        horizon = time.monotonic() - ACTIVE_WORKER_WINDOW.total_seconds()
+        with self._idle_lock:
+            return {worker for worker, seen in self._idle_workers.items() if seen >= horizon}
 
     def count_reaped(self, reaped: int) -> None:
         """Called by the reaper after each round with how many trials it reaped."""

@@ -60,13 +60,15 @@ def _reap_one(session: Session, sampling: Sampling, study_id: int, number: int, 
         return False  # another replica, or the worker itself, got there first
     if trial.lease_expires_at is not None and trial.lease_expires_at >= now:
         return False  # extended meanwhile
-    runtime = sampling.runtime(study.id, study.optuna_name, study.spec)
+    # The plan, not the sampler: a study whose sampler cannot be built still has its leases reaped.
+    plan = sampling.plan(study)
     since = trial.lease_expires_at.isoformat() if trial.lease_expires_at else "never leased"
     completion = Completion(
         state="failed", reason=reason(ReasonCode.LEASE_EXPIRED, f"no heartbeat; lease ended {since}")
     )
-    finish_trial(session, runtime, trial, completion, now, by_service=True)
-    settle_study(session, study, runtime, now)
+    finish_trial(session, plan, trial, completion, now, by_service=True)
+    if settle_study(session, study, plan, now):
+        sampling.forget(study.id)
     log.warning("reaped trial %s of study %s (worker %s)", number, study_id, trial.worker_id)
     return True
 
@@ -83,7 +85,8 @@ def settle_deadlines(db: Database, sampling: Sampling, now: datetime | None = No
             if study.state != "running":
                 return
             drop_queued(session, study_id, reason="budget.timeout_s reached", now=moment)
-            settle_study(session, study, sampling.runtime(study.id, study.optuna_name, study.spec), moment)
+            if settle_study(session, study, sampling.plan(study), moment):
+                sampling.forget(study.id)
 
         db.run(work, write=True)
     return len(overdue)

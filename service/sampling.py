@@ -18,10 +18,11 @@ from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage, RDBStorage
 from sqlalchemy.exc import SQLAlchemyError
 
-from hps.search_spaces import CompiledSpace, ParamValue, compile_space
+from hps.search_spaces import CompiledSpace, ParamValue
+from hps.server.plans import Plans, StudyPlan, UnreadableSpec
 from hps.server.store.draft import Draft, DraftStorage
+from hps.server.store.studies import StudyRecord
 from hps.server.strategies import build_pruner, build_sampler, reseed_for_trial
-from hps.wire.studies import StudySpec
 
 _MAX_CACHED_STUDIES = 256
 _MAX_REASON = 400
@@ -53,12 +54,12 @@ def _guarded(study_id: int, stage: str, action: Callable[[], T]) -> T:
 class StudyRuntime:
     """The Optuna objects of one study in this process."""
 
-    def __init__(self, study_id: int, study_name: str, spec: StudySpec, storage: BaseStorage) -> None:
+    def __init__(self, study_id: int, study_name: str, plan: StudyPlan, storage: BaseStorage) -> None:
         self.study_id = study_id
-        self.spec = spec
-        self.space: CompiledSpace = compile_space(spec.search_space)
-        self.sampler = build_sampler(spec.sampler, self.space)
-        self.pruner = build_pruner(spec.pruner)
+        self.plan = plan
+        self.space: CompiledSpace = plan.space
+        self.sampler = build_sampler(plan.spec.sampler, self.space)
+        self.pruner = build_pruner(plan.spec.pruner)
         self.lock = threading.Lock()
         self._drafts = DraftStorage(storage)
         self._sampling_study = optuna.Study(
@@ -74,8 +75,8 @@ class StudyRuntime:
         with self.lock:
             self._drafts.begin(draft)
             try:
-                if self.spec.sampler.seed is not None:
-                    reseed_for_trial(self.sampler, self.spec.sampler.seed, draft.number)
+                if self.plan.spec.sampler.seed is not None:
+                    reseed_for_trial(self.sampler, self.plan.spec.sampler.seed, draft.number)
                 trial = optuna.trial.Trial(self._sampling_study, draft.trial_id)
                 params = _guarded(self.study_id, "sampling", lambda: self.space.suggest(trial))
             finally:
@@ -104,27 +105,38 @@ class StudyRuntime:
 
 
 class Sampling:
-    """The process-wide cache of study runtimes over one shared Optuna storage."""
+    """The process-wide caches of study plans and runtimes over one shared Optuna storage."""
 
     def __init__(self, url: str, engine_kwargs: dict[str, Any] | None = None) -> None:
         backend = RDBStorage(url, engine_kwargs=engine_kwargs, skip_table_creation=True)
         self._backend = backend
         self.storage: BaseStorage = optuna.storages.get_storage(backend)
+        self.plans = Plans()
         self._runtimes: OrderedDict[int, StudyRuntime] = OrderedDict()
         self._lock = threading.Lock()
 
-    def runtime(self, study_id: int, study_name: str, spec: dict[str, Any]) -> StudyRuntime:
+    def plan(self, study: StudyRecord) -> StudyPlan:
+        """The study's plan (its stored spec read once per process); a spec that no longer validates makes
+        the study broken (:class:`OptunaFailed`), like any other failure on its own settings."""
+        try:
+            return self.plans.of(study.id, study.spec)
+        except UnreadableSpec as exc:
+            raise OptunaFailed(study.id, "reading its stored spec", exc) from exc
+
+    def runtime(self, study: StudyRecord) -> StudyRuntime:
         """The study's runtime, built on first use and kept (least recently used evicted)."""
         with self._lock:
-            runtime = self._runtimes.get(study_id)
+            runtime = self._runtimes.get(study.id)
             if runtime is not None:
-                self._runtimes.move_to_end(study_id)
+                self._runtimes.move_to_end(study.id)
                 return runtime
+        plan = self.plan(study)
         built = _guarded(
-            study_id,
+            study.id,
             "building the sampler and pruner",
-            lambda: StudyRuntime(study_id, study_name, StudySpec.model_validate(spec), self.storage),
+            lambda: StudyRuntime(study.id, study.optuna_name, plan, self.storage),
         )
+        study_id = study.id
         with self._lock:
             runtime = self._runtimes.setdefault(study_id, built)
             self._runtimes.move_to_end(study_id)
@@ -132,17 +144,13 @@ class Sampling:
                 self._runtimes.popitem(last=False)
         return runtime
 
-    def forget(self, study_id: int) -> None:
-        """Drop a study's runtime (after it finished)."""
+    def forget(self, study_id: int, *, deleted: bool = False) -> None:
+        """Drop a study's sampler and pruner once it has ended (and its plan too once it is deleted): only
+        running studies sample and prune. Ids are never reused, so nothing else needs dropping."""
         with self._lock:
             self._runtimes.pop(study_id, None)
-
-    def reset(self) -> None:
-        """Start over with empty caches, after a study was deleted. SQLite may hand a deleted
-        study's ids to the next study, and the shared cache must not mistake one for the other."""
-        with self._lock:
-            self.storage = optuna.storages.get_storage(self._backend)
-            self._runtimes.clear()
+        if deleted:
+            self.plans.forget(study_id)
 
     def close(self) -> None:
         """Release the shared storage's connections."""

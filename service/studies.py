@@ -28,6 +28,7 @@ from hps.search_spaces import (
 from hps.server.access import require_study
 from hps.server.clock import utcnow
 from hps.server.errors import InvalidInput, StudyNameTaken
+from hps.server.plans import Plans, StudyPlan
 from hps.server.queue import drop_queued, enqueue_trial
 from hps.server.sampling import Sampling
 from hps.server.store.database import Database
@@ -41,9 +42,10 @@ from hps.wire.studies import StudySpec, SuccessiveHalvingPruner, TaskSpec
 DEFAULT_N_TRIALS = 20
 
 
-def normalize_spec(spec: StudySpec, registry: Registry) -> StudySpec:
-    """Fill every default (the task's too) and resolve the search space, so the stored spec says
-    everything a worker needs and never changes meaning later."""
+def compile_study(spec: StudySpec, registry: Registry) -> StudyPlan:
+    """Check a study request and make its plan, once: every default filled in (the task's too), the
+    search space resolved, fitted to the model's family and compiled, the sampler and pruner rehearsed.
+    The plan's spec is what is stored: it says everything a worker needs and never changes meaning."""
     try:
         space = _fit_to_family(spec, resolve(spec.search_space), registry)
         compiled = compile_space(space)
@@ -63,7 +65,7 @@ def normalize_spec(spec: StudySpec, registry: Registry) -> StudySpec:
             f"budget.n_trials ({budget.n_trials}) exceeds the grid's {grid_size} points",
             field="budget.n_trials",
         )
-    return spec.model_copy(update={"search_space": space, "budget": budget})
+    return StudyPlan(spec.model_copy(update={"search_space": space, "budget": budget}), compiled)
 
 
 def _with_task_defaults(spec: StudySpec, task: TaskSpec, registry: Registry) -> StudySpec:
@@ -137,21 +139,26 @@ def create_study(
     *,
     project: str = "default",
     now: datetime | None = None,
+    plans: Plans | None = None,
 ) -> StudyView:
-    """Create the study in Optuna's tables and hps's, or raise ``StudyNameTaken``."""
-    spec = normalize_spec(spec, registry)
+    """Create the study in Optuna's tables and hps's, or raise ``StudyNameTaken``. ``plans``: this
+    process's plans, which keep the new study's (so its first ask does not read it back)."""
+    plan = compile_study(spec, registry)
     moment = now or utcnow()
 
     def work(session: Session) -> StudyView:
-        record = add_study(session, spec, project=project, now=moment)
+        record = add_study(session, plan, project=project, now=moment)
         return study_views(session, [record])[0]
 
-    return db.run(work, write=True)
+    view = db.run(work, write=True)
+    if plans is not None:
+        plans.remember(view.record.id, plan)
+    return view
 
 
 def add_study(
     session: Session,
-    spec: StudySpec,
+    plan: StudyPlan,
     *,
     project: str,
     now: datetime,
@@ -161,7 +168,7 @@ def add_study(
     """Write a study with a normalized spec in this unit of work, or raise ``StudyNameTaken``. Its first
     trials are queued: ``seeds`` (a warm start's, which must fit the space) as trials 0, 1, …, then the
     search space's starts, up to ``n_trials`` in all. ``warm_start`` is what the study shows about them."""
-    compiled = compile_space(spec.search_space)
+    spec = plan.spec
     timeout = spec.budget.timeout_s
     optuna_tables = OptunaTables(session)
     optuna_name = optuna_study_name(project, spec.name)
@@ -189,7 +196,7 @@ def add_study(
     StudyRepository(session).add(record)
     first = [*seeds, *(spec.search_space.starts or [])]
     for params in first[: spec.n_trials]:
-        enqueue_trial(session, compiled, study_id, params, now)
+        enqueue_trial(session, plan.space, study_id, params, now)
     return record
 
 
@@ -261,4 +268,4 @@ def delete_study(db: Database, sampling: Sampling, study_id: int, *, project: st
         OptunaTables(session).delete_study(study_id)
 
     db.run(work, write=True)
-    sampling.reset()
+    sampling.forget(study_id, deleted=True)

@@ -112,7 +112,12 @@ def list_tokens(db: Database, project: str | None) -> list[TokenRecord]:
 
 
 def revoke_token(
-    db: Database, token_id: str, project: str | None, now: datetime | None = None
+    db: Database,
+    token_id: str,
+    project: str | None,
+    now: datetime | None = None,
+    *,
+    cache: TokenCache | None = None,
 ) -> TokenRecord:
     """Revoke a token the caller can see; revoking twice is harmless."""
     moment = now or utcnow()
@@ -128,7 +133,8 @@ def revoke_token(
         return revoked
 
     revoked = db.run(work, write=True)
-    _CACHE.forget(secret_prefix(token_id))
+    if cache is not None:
+        cache.forget(secret_prefix(token_id))  # this process at once; the others within CACHE_SECONDS
     return revoked
 
 
@@ -138,7 +144,8 @@ def secret_prefix(token_id: str) -> str:
 
 
 class TokenCache:
-    """Checked tokens, trusted for ``CACHE_SECONDS``: most requests need no token query."""
+    """Checked tokens, trusted for ``CACHE_SECONDS``: most requests need no token query. One per app (the
+    API's hub holds it), so two apps in one process never share what they trusted."""
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[float, Principal | None]] = {}
@@ -166,12 +173,9 @@ class TokenCache:
                 del self._entries[secret]
 
 
-_CACHE = TokenCache()
-
-
-def principal_for(db: Database, secret: str) -> Principal | None:
+def principal_for(db: Database, cache: TokenCache, secret: str) -> Principal | None:
     """The principal a presented token stands for, or None when it is unknown or revoked."""
-    found, principal = _CACHE.get(secret)
+    found, principal = cache.get(secret)
     if found:
         return principal
     record = db.run(lambda session: TokenRepository(session).by_hash(hash_secret(secret)), write=False)
@@ -181,5 +185,5 @@ def principal_for(db: Database, secret: str) -> Principal | None:
         principal = Principal(
             name=record.name, grants=grants_of(record.scopes), project=record.project, token_id=record.id
         )
-    _CACHE.put(secret, principal)
+    cache.put(secret, principal)
     return principal

@@ -29,6 +29,7 @@ from hps.server.errors import (
     StudyOutOfTime,
     TrialNotFound,
 )
+from hps.server.plans import StudyPlan
 from hps.server.queue import drop_queued, enqueue_trial
 from hps.server.sampling import OptunaFailed, Sampling, StudyRuntime
 from hps.server.store.database import Database
@@ -86,12 +87,9 @@ def ask_trial(
     moment = now or utcnow()
 
     def work(session: Session) -> AskedTrial:
-        study = lock_study(session, study_id, project)
-        check_running(study, moment)
-        runtime = sampling.runtime(study.id, study.optuna_name, study.spec)
-        progress = check_can_start(session, study, runtime, moment)
-        queued = TrialRepository(session).next_queued(study_id) if progress.queued else None
-        return start_trial(session, runtime, study, progress, queued, worker_id, moment, lease)
+        return start_next_trial(
+            session, sampling, lock_study(session, study_id, project), worker_id, moment, lease
+        )
 
     try:
         return db.run(work, write=True)
@@ -129,15 +127,32 @@ def check_running(study: StudyRecord, now: datetime) -> None:
         raise StudyOutOfTime(study.id)
 
 
-def check_can_start(session: Session, study: StudyRecord, runtime: StudyRuntime, now: datetime) -> Progress:
+def start_next_trial(
+    session: Session,
+    sampling: Sampling,
+    study: StudyRecord,
+    worker_id: str | None,
+    now: datetime,
+    lease: timedelta,
+) -> AskedTrial:
+    """The one way a trial starts, for an ask and for a worker's claim alike: in the locked study, if it
+    may start one more now, hand out the oldest queued trial or sample a new one, under a lease."""
+    check_running(study, now)
+    plan = sampling.plan(study)
+    progress = check_can_start(session, study, plan, now)
+    queued = TrialRepository(session).next_queued(study.id) if progress.queued else None
+    return start_trial(session, sampling.runtime(study), study, progress, queued, worker_id, now, lease)
+
+
+def check_can_start(session: Session, study: StudyRecord, plan: StudyPlan, now: datetime) -> Progress:
     """Raise unless the locked study may start one more trial now; return its progress."""
     check_running(study, now)
-    budget = runtime.spec.budget
+    budget = plan.spec.budget
     progress = TrialRepository(session).progress([study.id])[study.id]
     if budget.max_parallel is not None and progress.running >= budget.max_parallel:
         raise ParallelLimitReached(study.id, budget.max_parallel)
-    if progress.queued == 0 and progress.counted >= runtime.spec.n_trials:
-        raise BudgetExhausted(study.id, runtime.spec.n_trials)
+    if progress.queued == 0 and progress.counted >= plan.spec.n_trials:
+        raise BudgetExhausted(study.id, plan.spec.n_trials)
     return progress
 
 
@@ -226,7 +241,7 @@ def report_trial(
             return ReportAnswer(should_prune=False, should_stop=True)
         if not math.isfinite(report.value):
             return ReportAnswer(should_prune=True, should_stop=False)
-        runtime = sampling.runtime(study.id, study.optuna_name, study.spec)
+        runtime = sampling.runtime(study)
         draft = runtime.draft_of(number, study.id)
         if draft is None:
             return ReportAnswer(should_prune=False, should_stop=False)
@@ -281,7 +296,7 @@ def complete_trial(
     moment = now or utcnow()
     sent = completion.model_dump(mode="json")
 
-    def work(session: Session) -> TrialView:
+    def work(session: Session) -> tuple[TrialView, bool]:
         study = lock_study(session, study_id, project)
         trials = TrialRepository(session)
         trial = trials.get(study_id, number, lock=True)
@@ -289,25 +304,28 @@ def complete_trial(
             raise TrialNotFound(study_id, number)
         if trial.state != "running":
             if trial.completion == sent:
-                return trial_views(session, [trial])[0]
+                return trial_views(session, [trial])[0], False
             if trial.completion is None:
                 raise LeaseLost(study_id, number, trial.state)
             raise CompletionConflict(study_id, number, trial.state)
-        runtime = sampling.runtime(study.id, study.optuna_name, study.spec)
-        finished = finish_trial(session, runtime, trial, completion, moment)
-        settle_study(session, study, runtime, moment)
-        return trial_views(session, [finished])[0]
+        plan = sampling.plan(study)
+        finished = finish_trial(session, plan, trial, completion, moment)
+        ended = settle_study(session, study, plan, moment)
+        return trial_views(session, [finished])[0], ended
 
     try:
-        return db.run(work, write=True)
+        view, ended = db.run(work, write=True)
     except OptunaFailed as failure:
         fail_broken_study(db, sampling, failure, moment)
         raise StudyBroken(study_id, failure.reason) from None
+    if ended:
+        sampling.forget(study_id)
+    return view
 
 
 def finish_trial(
     session: Session,
-    runtime: StudyRuntime,
+    plan: StudyPlan,
     trial: TrialRecord,
     completion: Completion,
     now: datetime,
@@ -326,13 +344,13 @@ def finish_trial(
         value = _last_finite(optuna_tables, trial.optuna_trial_id)
     optuna_tables.finish_trial(trial.optuna_trial_id, state, value, optuna_user_attrs(completion), now)
     retry_number = None
-    if completion.state == "failed" and _should_retry(runtime, trial, completion):
+    if completion.state == "failed" and _should_retry(plan, trial, completion):
         # A trial handed back by a stopping worker was not tried out: its retry keeps the attempt number.
         # A worker asked to stop (SIGTERM, preemption) hands its trial back: never a failure.
         handed_back = reason_code(completion.reason) == ReasonCode.INTERRUPTED
         retry_number = enqueue_trial(
             session,
-            runtime.space,
+            plan.space,
             trial.study_id,
             trial.params,
             now,
@@ -365,22 +383,26 @@ def optuna_user_attrs(completion: Completion) -> dict[str, Any]:
     return shown
 
 
-def settle_study(session: Session, study: StudyRecord, runtime: StudyRuntime, now: datetime) -> None:
-    """Move a running study to ``failed`` or ``completed`` once its trials say so."""
+def settle_study(session: Session, study: StudyRecord, plan: StudyPlan, now: datetime) -> bool:
+    """Move a running study to ``failed`` or ``completed`` once its trials say so; True if it ended."""
     if study.state != "running":
-        return
-    budget = runtime.spec.budget
+        return False
+    budget = plan.spec.budget
     progress = TrialRepository(session).progress([study.id])[study.id]
     studies = StudyRepository(session)
     if progress.failed >= budget.max_failed:
         drop_queued(session, study.id, reason="study failed", now=now)
         reason = f"{progress.failed} trials failed (budget.max_failed is {budget.max_failed})"
         studies.set_state(study.id, "failed", reason=reason, now=now)
-    elif progress.running == 0 and progress.queued == 0:
-        if progress.finished >= runtime.spec.n_trials:
+        return True
+    if progress.running == 0 and progress.queued == 0:
+        if progress.finished >= plan.spec.n_trials:
             studies.set_state(study.id, "completed", reason="budget spent", now=now)
-        elif study.deadline_at is not None and now >= study.deadline_at:
+            return True
+        if study.deadline_at is not None and now >= study.deadline_at:
             studies.set_state(study.id, "completed", reason="budget.timeout_s reached", now=now)
+            return True
+    return False
 
 
 def list_trials(
@@ -455,8 +477,8 @@ def _last_finite(optuna_tables: OptunaTables, optuna_trial_id: int) -> float | N
     return finite[-1] if finite else None
 
 
-def _should_retry(runtime: StudyRuntime, trial: TrialRecord, completion: Completion) -> bool:
+def _should_retry(plan: StudyPlan, trial: TrialRecord, completion: Completion) -> bool:
     code = reason_code(completion.reason)
     if code == ReasonCode.INTERRUPTED:
         return True
-    return code in RETRYABLE and trial.attempt <= runtime.spec.budget.max_retries
+    return code in RETRYABLE and trial.attempt <= plan.spec.budget.max_retries

@@ -63,7 +63,7 @@ def _principal(hub: Hub, authorization: str) -> Principal:
     admin = hub.settings.admin_token
     if admin is not None and hmac.compare_digest(token.encode(), admin.get_secret_value().encode()):
         return BOOTSTRAP
-    principal = principal_for(hub.db, token)
+    principal = principal_for(hub.db, hub.token_cache, token)
     if principal is None:
         raise Unauthenticated("invalid or revoked token")
     return principal

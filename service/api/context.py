@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from fastapi import Request
@@ -13,6 +13,7 @@ from hps.server.config import Settings
 from hps.server.metrics import Metrics
 from hps.server.sampling import Sampling
 from hps.server.store.database import Database
+from hps.server.tokens import TokenCache
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Hub:
     registry: Registry
     metrics: Metrics
     limits: RateLimits
+    token_cache: TokenCache = field(default_factory=TokenCache)
 
     @property
     def lease(self) -> timedelta:

@@ -23,7 +23,7 @@ from hps.server.store.database import Database
 from hps.server.store.schedules import ScheduleRecord, ScheduleRepository, ScheduleRunRecord
 from hps.server.store.studies import StudyRepository
 from hps.server.store.trials import TrialRepository
-from hps.server.studies import add_study, normalize_spec
+from hps.server.studies import add_study, compile_study
 from hps.wire.schedules import (
     PromotionSpec,
     SchedulePatch,
@@ -50,7 +50,7 @@ def normalize_template(template: StudyTemplate, registry: Registry) -> dict[str,
     given = template.model_dump(mode="json", exclude_unset=True, exclude={"name"})
     spec = StudySpec.model_validate({**given, "name": _TEMPLATE_NAME})
     try:
-        normalized = normalize_spec(spec, registry)
+        normalized = compile_study(spec, registry).spec
     except InvalidInput as exc:
         raise InvalidInput(exc.detail, field=f"template.{exc.field}" if exc.field else "template") from None
     return normalized.model_dump(mode="json", exclude={"name"})
@@ -249,10 +249,10 @@ def start_run(
     failed run rather than raised: the slot is spent either way."""
     name = run_name(schedule.name, slot)
     try:
-        spec = normalize_spec(StudySpec.model_validate({**schedule.template, "name": name}), registry)
-        warm = _warm_start(session, schedule, spec)
+        plan = compile_study(StudySpec.model_validate({**schedule.template, "name": name}), registry)
+        warm = _warm_start(session, schedule, plan.spec)
         study = add_study(
-            session, spec, project=schedule.project, now=now, seeds=warm.seeds, warm_start=warm.info
+            session, plan, project=schedule.project, now=now, seeds=warm.seeds, warm_start=warm.info
         )
     except (InvalidInput, StudyNameTaken) as exc:
         failure = f"{exc.field}: {exc.detail}" if exc.field else exc.detail

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, union
+from sqlalchemy import select, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -41,18 +41,12 @@ class WorkerRepository:
             )
         )
 
-    def count_seen_since(self, since: datetime) -> int:
-        """How many workers asked for work at or after ``since``."""
-        query = select(func.count()).select_from(WorkerRow).where(WorkerRow.last_seen_at >= since)
-        return int(self.session.execute(query).scalar_one())
-
-    def count_active(self, since: datetime, now: datetime) -> int:
-        """How many workers asked for work at or after ``since`` or hold a lease that is still live at
-        ``now``. A worker does not claim while it trains, so a long trial would hide it from
-        ``count_seen_since`` alone; its live lease (kept up by heartbeats) shows it is there."""
+    def active(self, since: datetime, now: datetime) -> set[str]:
+        """The workers that were handed a trial at or after ``since`` or hold a lease that is still live
+        at ``now``. A worker does not claim while it trains, so a long trial would hide it from the
+        claims alone; its live lease (kept up by heartbeats) shows it is there."""
         claiming = select(WorkerRow.id.label("worker")).where(WorkerRow.last_seen_at >= since)
         leasing = select(TrialRow.worker_id.label("worker")).where(
             TrialRow.state == "running", TrialRow.lease_expires_at >= now, TrialRow.worker_id.is_not(None)
         )
-        workers = union(claiming, leasing).subquery()  # UNION, not UNION ALL: each worker once
-        return int(self.session.execute(select(func.count()).select_from(workers)).scalar_one())
+        return {str(worker) for worker in self.session.execute(union(claiming, leasing)).scalars()}

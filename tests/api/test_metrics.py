@@ -18,7 +18,7 @@ from harness.proxy import TcpProxy
 from harness.servers import RunningServer, start_server
 
 # Short leases and a busy reaper, so a lease expires within seconds.
-FAST_LEASES = {"HPS_LEASE_SECONDS": "2", "HPS_HEARTBEAT_SECONDS": "1", "HPS_REAPER_INTERVAL_SECONDS": "0.5"}
+FAST_LEASES = {"HPS_LEASE_SECONDS": "2", "HPS_REAPER_INTERVAL_SECONDS": "0.5"}
 STATES = ("complete", "pruned", "diverged", "failed", "running", "queued", "retried")
 
 

@@ -11,7 +11,6 @@ from harness.servers import RunningServer, ServerAt, ServerFactory, start_server
 
 FAST_LEASES = {
     "HPS_LEASE_SECONDS": "3",
-    "HPS_HEARTBEAT_SECONDS": "1",
     "HPS_REAPER_INTERVAL_SECONDS": "0.5",
 }
 

@@ -28,7 +28,7 @@ from harness.workers import start_worker
 
 def test_restarting_the_api_mid_study_loses_and_duplicates_nothing(make_server: ServerFactory) -> None:
     port = free_port()
-    slow = {"HPS_LEASE_SECONDS": "30", "HPS_HEARTBEAT_SECONDS": "5"}
+    slow = {"HPS_LEASE_SECONDS": "30"}
     server = make_server(port=port, **slow)
     study_id = create_study(server, n_trials=8, epochs=20)
     workers = [start_worker(server, f"steady-{i}") for i in range(2)]
@@ -158,7 +158,7 @@ def test_a_locked_sqlite_database_answers_503_not_500(tmp_path: Path, server_at:
 
 def test_twenty_racing_askers_get_exactly_the_five_trials_left(make_server: ServerFactory) -> None:
     # Leases outlive the test: a reaped lease would (rightly) hand its params out once more.
-    server = make_server(HPS_LEASE_SECONDS="300", HPS_HEARTBEAT_SECONDS="60")
+    server = make_server(HPS_LEASE_SECONDS="300")
     study_id = create_study(server, n_trials=8)
     with server.client() as client:
         for _ in range(3):

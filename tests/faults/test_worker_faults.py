@@ -171,7 +171,7 @@ def test_a_device_error_hands_the_trial_back_and_the_worker_exits_non_zero(
 def test_a_200_trial_soak_keeps_worker_memory_bounded(make_server: ServerFactory) -> None:
     from harness.workers import resident_memory_mb
 
-    server = make_server(HPS_LEASE_SECONDS="60", HPS_HEARTBEAT_SECONDS="10")
+    server = make_server(HPS_LEASE_SECONDS="60")
     study_id = create_study(server, n_trials=200, epochs=2, steps=10)
     worker = start_worker(server, "soak")
     try:

@@ -27,7 +27,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         sqlite_url(directory),
         directory,
         HPS_LEASE_SECONDS=str(LEASE_S),
-        HPS_HEARTBEAT_SECONDS="1",
         HPS_REAPER_INTERVAL_SECONDS="0.3",
     ) as running:
         yield running

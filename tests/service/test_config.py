@@ -28,7 +28,6 @@ def test_postgresql_urls_use_psycopg3(monkeypatch: pytest.MonkeyPatch, tmp_path:
     [
         ("HPS_LEASE_SECONDS", "-5", "HPS_LEASE_SECONDS"),
         ("HPS_LEASE_SECONDS", "soon", "HPS_LEASE_SECONDS"),
-        ("HPS_HEARTBEAT_SECONDS", "500", "HPS_HEARTBEAT_SECONDS"),
         ("HPS_DATABASE_URL", "mysql://x/y", "HPS_DATABASE_URL"),
         ("HPS_REAPER_INTERVAL_SECONDS", "0", "HPS_REAPER_INTERVAL_SECONDS"),
     ],

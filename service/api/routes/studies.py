@@ -38,7 +38,7 @@ def create_study(
     if who.project is not None and project not in (None, who.project):
         raise Forbidden(f"this token creates studies in project {who.project!r} only")
     home = who.project or project or "default"
-    return study_out(studies.create_study(hub.db, spec, hub.registry, project=home))
+    return study_out(studies.create_study(hub.db, spec, hub.registry, project=home, plans=hub.sampling.plans))
 
 
 @router.get("", response_model=StudyPage)

@@ -44,5 +44,5 @@ def list_tokens(hub: Hub = Depends(get_hub), who: Principal = Depends(can_admin)
 )
 def revoke_token(token_id: str, hub: Hub = Depends(get_hub), who: Principal = Depends(can_admin)) -> Response:
     """Revoke a token: it stops working at once on this replica, within seconds on the others."""
-    tokens.revoke_token(hub.db, token_id, who.project)
+    tokens.revoke_token(hub.db, token_id, who.project, cache=hub.token_cache)
     return Response(status_code=204)

@@ -36,5 +36,6 @@ def claim(
         )
         timing.outcome = "none" if found is None else "trial"
     if found is None:
+        hub.metrics.saw_idle_worker(body.worker_id)
         return Response(status_code=204)
     return claim_out(found)
