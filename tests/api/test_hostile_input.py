@@ -89,7 +89,9 @@ def test_schedule_templates_are_rehearsed_like_studies(api_server: RunningServer
         assert_error(client.post("/v1/schedules", json=body), 422, "invalid", "template.pruner.max_resource")
 
 
-def test_a_study_optuna_fails_on_is_ended_and_claims_serve_the_others(api_server: RunningServer) -> None:
+def test_a_study_optuna_fails_on_is_ended_and_claims_serve_the_others(
+    api_server: RunningServer, tmp_path: Path
+) -> None:
     project = unique("iso")
     worker = new_token(api_server, ["worker"], project)
     with api_server.client() as admin:
@@ -99,7 +101,8 @@ def test_a_study_optuna_fails_on_is_ended_and_claims_serve_the_others(api_server
         assert broken.status_code == healthy.status_code == 201, broken.text
     broken_id, healthy_id = broken.json()["id"], healthy.json()["id"]
     rewrite_spec(api_server, broken_id, {"sampler": {"name": "tpe", "n_startup_trials": -1}})
-    with api_server.client(worker) as client:
+    # A replica that reads the hand-written spec (the server that created the study keeps the plan it made).
+    with serving(api_server.database_url, tmp_path) as replica, replica.client(worker) as client:
         claim = client.post(
             "/v1/workers/claim", json={"worker_id": "w1", "device": "cpu", "tasks": ["quadratic"]}
         )

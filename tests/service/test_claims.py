@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import make_url, text
+
+from harness.databases import sqlite_url
 from harness.stack import LEASE, Stack
+from hps.catalog.registry import load_registry
 from hps.server import claims, studies
+from hps.server.sampling import Sampling
+from hps.server.store.database import Database
+from hps.server.store.schema import upgrade
 from hps.wire.studies import StudySpec
 
 
@@ -72,3 +81,28 @@ def test_external_studies_are_never_claimed(stack: Stack) -> None:
     spec = StudySpec.model_validate({"name": "external", "search_space": {"preset": "adam"}})
     studies.create_study(stack.db, spec, stack.registry)
     assert claim(stack, tasks=("quadratic", "digits")) is None
+
+
+def test_an_idle_claim_writes_nothing_even_while_another_writer_holds_sqlite(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    upgrade(url)
+    db, sampling = Database(url, busy_timeout_s=0.3), Sampling(url)
+    stack = Stack(url, db, sampling, load_registry())
+    try:
+        task_study(stack, "idle-check", task="quadratic")
+        writer = sqlite3.connect(make_url(url).database or "", isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # SQLite's one write lock, held by someone else
+        try:
+            # No study of this task: the claim reads, finds nothing, and must not wait for the lock.
+            assert claim(stack, tasks=("image-classification",)) is None
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM hps_workers")).scalar_one() == 0
+        assert claim(stack) is not None  # a claim that gets a trial records the worker, in its commit
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT trials_claimed FROM hps_workers")).scalar_one() == 1
+    finally:
+        sampling.close()
+        db.dispose()

@@ -66,8 +66,8 @@ def test_ask_report_complete_is_what_optuna_sees(stack: Stack) -> None:
     assert trial.value == 0.7
     assert trial.intermediate_values == {0: 0.2, 1: 0.5, 2: 0.7}
     assert trial.user_attrs == {"epochs": 3, "hps_state": "complete"}
-    compiled = stack.sampling.runtime(study_id, "study", studies.get_study(stack.db, study_id).record.spec)
-    assert compiled.space.decode(trial.params) == asked.params
+    plan = stack.sampling.plan(studies.get_study(stack.db, study_id).record)
+    assert plan.space.decode(trial.params) == asked.params
     assert loaded.direction == optuna.study.StudyDirection.MAXIMIZE
 
 
