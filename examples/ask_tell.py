@@ -13,7 +13,7 @@ import argparse
 import math
 import uuid
 
-from hps.client.http import HpsClient
+from hps import HpsClient
 
 SPACE = {
     "params": {

@@ -24,8 +24,7 @@ import keras
 import numpy as np
 from sklearn.datasets import load_digits
 
-from hps.client.http import HpsClient
-from hps.client.trial_run import TrialRun
+from hps import HpsClient, TrialRun
 
 SPACE = {
     "params": {

@@ -19,7 +19,7 @@ import torch
 from sklearn.datasets import load_digits
 from torch import nn
 
-from hps.client.http import HpsClient
+from hps import HpsClient
 
 SPACE = {
     "params": {
