@@ -29,11 +29,9 @@ from fastapi import FastAPI
 from optuna._typing import JSONSerializable
 from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages._rdb.models import TrialModel
 from optuna.study import StudyDirection
 from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -45,8 +43,7 @@ from hps.server.api.dashboard_page import HINTS_PATH, send_hints, with_hints
 from hps.server.config import Settings
 from hps.server.errors import Forbidden, StudyNotFound, Unauthenticated
 from hps.server.store.database import Database
-from hps.server.store.models import StudyRow
-from hps.server.store.studies import optuna_study_name
+from hps.server.store.studies import StudyRepository, optuna_study_name
 from hps.server.tokens import Principal
 
 # The paths optuna-dashboard serves and hps forwards to it.
@@ -73,11 +70,8 @@ def install_dashboard(app: FastAPI, engine_kwargs: EngineKwargs) -> None:
 
 
 class ProjectStudies:
-    """Which studies and trials one project owns, read from ``hps_studies`` on every call: a study
-    created a moment ago shows at once, and an id SQLite reuses after a delete is judged afresh.
-
-    These are the only queries outside a repository; they are read-only and exist for this view.
-    """
+    """Which studies and trials one project owns, read from ``hps_studies`` on every call (a study created
+    a moment ago shows at once)."""
 
     def __init__(self, db: Database, project: str) -> None:
         self.db = db
@@ -85,22 +79,15 @@ class ProjectStudies:
 
     def study_ids(self) -> frozenset[int]:
         """Ids of the project's studies (equal to Optuna's study ids)."""
-        query = select(StudyRow.id).where(StudyRow.project == self.project)
-        return frozenset(self.db.run(lambda session: session.execute(query).scalars().all(), write=False))
+        return self.db.run(lambda session: StudyRepository(session).ids_in(self.project), write=False)
 
     def owns_study(self, study_id: int) -> bool:
         """True when the study exists and belongs to the project."""
-        query = select(StudyRow.id).where(StudyRow.id == study_id, StudyRow.project == self.project)
-        return self.db.run(lambda session: session.execute(query).first(), write=False) is not None
+        return self.db.run(lambda s: StudyRepository(s).owns_study(self.project, study_id), write=False)
 
     def owns_trial(self, trial_id: int) -> bool:
-        """True when the trial exists in one of the project's studies."""
-        query = (
-            select(StudyRow.id)
-            .join(TrialModel, TrialModel.study_id == StudyRow.id)
-            .where(TrialModel.trial_id == trial_id, StudyRow.project == self.project)
-        )
-        return self.db.run(lambda session: session.execute(query).first(), write=False) is not None
+        """True when Optuna's trial ``trial_id`` exists in one of the project's studies."""
+        return self.db.run(lambda s: StudyRepository(s).owns_trial(self.project, trial_id), write=False)
 
 
 class ProjectStorage(BaseStorage):

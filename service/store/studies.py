@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from hps.server.store.models import StudyRow
 
 OPTUNA_STUDIES = om.StudyModel.__table__
+OPTUNA_TRIALS = om.TrialModel.__table__
 
 STUDY_STATES = ("running", "paused", "completed", "cancelled", "failed")
 DEFAULT_PROJECT = "default"
@@ -109,6 +110,25 @@ class StudyRepository:
         query = select(StudyRow).where(StudyRow.project == project, StudyRow.name == name)
         row = self.session.execute(query).scalar_one_or_none()
         return None if row is None else _record(row)
+
+    def ids_in(self, project: str) -> frozenset[int]:
+        """Ids of the project's studies (equal to Optuna's study ids)."""
+        query = select(StudyRow.id).where(StudyRow.project == project)
+        return frozenset(int(study_id) for study_id in self.session.execute(query).scalars())
+
+    def owns_study(self, project: str, study_id: int) -> bool:
+        """True when the study exists and belongs to ``project``."""
+        query = select(StudyRow.id).where(StudyRow.id == study_id, StudyRow.project == project)
+        return self.session.execute(query).first() is not None
+
+    def owns_trial(self, project: str, optuna_trial_id: int) -> bool:
+        """True when Optuna's trial ``optuna_trial_id`` exists in one of ``project``'s studies."""
+        query = (
+            select(StudyRow.id)
+            .join(OPTUNA_TRIALS, OPTUNA_TRIALS.c.study_id == StudyRow.id)
+            .where(OPTUNA_TRIALS.c.trial_id == optuna_trial_id, StudyRow.project == project)
+        )
+        return self.session.execute(query).first() is not None
 
     def lock(self, study_id: int) -> StudyRecord | None:
         """Read and lock the study for this unit of work: its hps row and Optuna's ``studies`` row (the
