@@ -30,6 +30,7 @@ from torch import nn
 from hps.catalog.tasks import DatasetEntry, ModelEntry
 from hps.workers.tasks.base import Split
 from hps.workers.tasks.cache import exclusive, write_safetensors_atomically
+from hps.workers.tasks.classification import classification_metrics
 
 MODEL_NAME = "digits-cnn"
 DATASET_NAME = "digits-5to9"
@@ -163,19 +164,10 @@ class DigitsTask:
     def evaluate(
         self, model: nn.Module, split: Split, batch_size: int, device: torch.device
     ) -> dict[str, float]:
-        """Accuracy and mean cross-entropy over the whole split, in eval mode without gradients; the
-        model's train/eval mode is restored afterwards."""
+        """Accuracy and mean cross-entropy over the whole split (``classification_metrics``)."""
         data = self._splits[split]
-        was_training = model.training
-        model.eval()
-        correct, total_loss = 0, 0.0
-        with torch.no_grad():
-            for images, labels in _batches(data, torch.arange(len(data)), batch_size, device):
-                logits = model(images)
-                total_loss += float(F.cross_entropy(logits.float(), labels, reduction="sum"))
-                correct += int((logits.argmax(dim=-1) == labels).sum())
-        model.train(was_training)
-        return {"accuracy": correct / len(data), "loss": total_loss / len(data)}
+        batches = _batches(data, torch.arange(len(data)), batch_size, device)
+        return classification_metrics(model, lambda: ((model(images), labels) for images, labels in batches))
 
 
 def _batches(

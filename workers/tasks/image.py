@@ -40,6 +40,7 @@ from hps.catalog.builtins import IMAGE_CLASSIFICATION
 from hps.catalog.tasks import DatasetEntry, ModelEntry
 from hps.workers.tasks.base import Split
 from hps.workers.tasks.cache import exclusive, write_safetensors_atomically
+from hps.workers.tasks.classification import classification_metrics
 from hps.workers.tasks.files import entries_in
 from hps.workers.tasks.options import int_option, str_option
 from hps.workers.tasks.resnet import build_resnet
@@ -158,19 +159,9 @@ class ImageClassificationTask:
     def evaluate(
         self, model: nn.Module, split: Split, batch_size: int, device: torch.device
     ) -> dict[str, float]:
-        """Accuracy and mean cross-entropy over the whole split, in eval mode without gradients; the
-        model's train/eval mode is restored afterwards."""
-        was_training = model.training
-        model.eval()
-        correct, total_loss = 0, 0.0
-        with torch.no_grad():
-            for batch in _batches(self._data, self._rows[split], batch_size, device):
-                logits = model(batch.images)
-                total_loss += float(F.cross_entropy(logits, batch.labels, reduction="sum"))
-                correct += int((logits.argmax(dim=-1) == batch.labels).sum())
-        model.train(was_training)
-        count = self.split_size(split)
-        return {"accuracy": correct / count, "loss": total_loss / count}
+        """Accuracy and mean cross-entropy over the whole split (``classification_metrics``)."""
+        batches = _batches(self._data, self._rows[split], batch_size, device)
+        return classification_metrics(model, lambda: ((model(b.images), b.labels) for b in batches))
 
 
 def _batches(

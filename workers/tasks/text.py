@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from hps.catalog.tasks import DatasetEntry, ModelEntry
 from hps.workers.tasks.base import Split
+from hps.workers.tasks.classification import classification_metrics
 from hps.workers.tasks.files import files_under, inside
 from hps.workers.tasks.options import fraction_option, int_option, str_option
 
@@ -128,19 +128,9 @@ class TextClassificationTask:
     def evaluate(
         self, model: nn.Module, split: Split, batch_size: int, device: torch.device
     ) -> dict[str, float]:
-        """Accuracy and mean cross-entropy over the whole split, in eval mode without gradients; the
-        model's train/eval mode is restored afterwards."""
-        was_training = model.training
-        model.eval()
-        correct, total_loss = 0, 0.0
-        with torch.no_grad():
-            for batch in self._batches(self._rows[split], batch_size, device):
-                logits = model(**batch.inputs).logits
-                total_loss += float(F.cross_entropy(logits, batch.labels, reduction="sum"))
-                correct += int((logits.argmax(dim=-1) == batch.labels).sum())
-        model.train(was_training)
-        count = self.split_size(split)
-        return {"accuracy": correct / count, "loss": total_loss / count}
+        """Accuracy and mean cross-entropy over the whole split (``classification_metrics``)."""
+        batches = self._batches(self._rows[split], batch_size, device)
+        return classification_metrics(model, lambda: ((model(**b.inputs).logits, b.labels) for b in batches))
 
     def _batches(self, rows: torch.Tensor, batch_size: int, device: torch.device) -> Iterator[TextBatch]:
         for start in range(0, len(rows), batch_size):
