@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from hps.server.store.mapping import record_of, values_of
 from hps.server.store.models import ScheduleRow, ScheduleRunRow, StudyRow
 
 SCHEDULE_STATES = ("active", "paused")
@@ -67,11 +68,11 @@ class ScheduleRunRecord:
 
 
 def _schedule(row: ScheduleRow) -> ScheduleRecord:
-    return ScheduleRecord(**{name: getattr(row, name) for name in ScheduleRecord.__slots__})
+    return record_of(row, ScheduleRecord)
 
 
 def _run(row: ScheduleRunRow) -> ScheduleRunRecord:
-    return ScheduleRunRecord(**{name: getattr(row, name) for name in ScheduleRunRecord.__slots__})
+    return record_of(row, ScheduleRunRecord)
 
 
 class ScheduleRepository:
@@ -82,8 +83,7 @@ class ScheduleRepository:
 
     def add(self, schedule: ScheduleRecord) -> ScheduleRecord:
         """Insert a schedule (its ``id`` is ignored) and return it with the id the database gave it."""
-        fields = {name: getattr(schedule, name) for name in ScheduleRecord.__slots__ if name != "id"}
-        row = ScheduleRow(**fields)
+        row = ScheduleRow(**values_of(schedule, without=("id",)))
         self.session.add(row)
         self.session.flush()
         return _schedule(row)
@@ -154,8 +154,7 @@ class ScheduleRepository:
 
     def add_run(self, run: ScheduleRunRecord) -> ScheduleRunRecord:
         """Insert a run (its ``id`` is ignored); a second run for the same slot violates the unique key."""
-        fields = {name: getattr(run, name) for name in ScheduleRunRecord.__slots__ if name != "id"}
-        row = ScheduleRunRow(**fields)
+        row = ScheduleRunRow(**values_of(run, without=("id",)))
         self.session.add(row)
         self.session.flush()
         return _run(row)

@@ -11,6 +11,7 @@ from optuna.storages._rdb import models as om
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from hps.server.store.mapping import record_of, values_of
 from hps.server.store.models import StudyRow
 
 OPTUNA_STUDIES = om.StudyModel.__table__
@@ -50,24 +51,7 @@ def optuna_study_name(project: str, name: str) -> str:
 
 
 def _record(row: StudyRow) -> StudyRecord:
-    return StudyRecord(
-        id=row.id,
-        name=row.name,
-        optuna_name=row.optuna_name,
-        project=row.project,
-        state=row.state,
-        state_reason=row.state_reason,
-        direction=row.direction,
-        metric=row.metric,
-        task_name=row.task_name,
-        spec=row.spec,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        deadline_at=row.deadline_at,
-        finished_at=row.finished_at,
-        last_claimed_at=row.last_claimed_at,
-        warm_start=row.warm_start,
-    )
+    return record_of(row, StudyRecord)
 
 
 class StudyRepository:
@@ -78,25 +62,7 @@ class StudyRepository:
 
     def add(self, study: StudyRecord) -> None:
         """Insert a new study row."""
-        self.session.add(
-            StudyRow(
-                id=study.id,
-                name=study.name,
-                optuna_name=study.optuna_name,
-                project=study.project,
-                state=study.state,
-                state_reason=study.state_reason,
-                direction=study.direction,
-                metric=study.metric,
-                task_name=study.task_name,
-                spec=study.spec,
-                created_at=study.created_at,
-                updated_at=study.updated_at,
-                deadline_at=study.deadline_at,
-                finished_at=study.finished_at,
-                warm_start=study.warm_start,
-            )
-        )
+        self.session.add(StudyRow(**values_of(study, without=("last_claimed_at",))))
         self.session.flush()
 
     def get(self, study_id: int) -> StudyRecord | None:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from hps.server.store.mapping import record_of, values_of
 from hps.server.store.models import StudyRow, TrialRow
 
 TRIAL_STATES = ("running", "queued", "complete", "pruned", "diverged", "failed")
@@ -88,26 +89,7 @@ def _progress_bucket() -> ColumnElement[str]:
 
 
 def _record(row: TrialRow) -> TrialRecord:
-    return TrialRecord(
-        id=row.id,
-        study_id=row.study_id,
-        number=row.number,
-        optuna_trial_id=row.optuna_trial_id,
-        state=row.state,
-        reason=row.reason,
-        value=row.value,
-        params=row.params,
-        attrs=row.attrs,
-        attempt=row.attempt,
-        retry_of=row.retry_of,
-        retried_by=row.retried_by,
-        worker_id=row.worker_id,
-        lease_expires_at=row.lease_expires_at,
-        completion=row.completion,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
+    return record_of(row, TrialRecord)
 
 
 class TrialRepository:
@@ -131,8 +113,7 @@ class TrialRepository:
 
     def add(self, trial: TrialRecord) -> None:
         """Insert an attempt (running, or queued for a retry)."""
-        fields = {name: getattr(trial, name) for name in TrialRecord.__slots__ if name != "id"}
-        self.session.execute(insert(TrialRow), [fields])
+        self.session.execute(insert(TrialRow), [values_of(trial, without=("id",))])
 
     def get(self, study_id: int, number: int, *, lock: bool = False) -> TrialRecord | None:
         """One attempt by study and number; with ``lock``, its row stays locked."""
