@@ -18,7 +18,7 @@ from pathlib import Path
 
 SEED = 20240611
 PER_LABEL = 200
-DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "workers" / "tasks" / "data" / "reviews-sample.csv"
+DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "hps" / "catalog" / "data" / "reviews-sample.csv"
 
 PRODUCTS = [
     "speaker", "blender", "backpack", "phone case", "desk lamp", "kettle", "rice cooker",

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from hps.workers.tasks.base import Split, Task
+from hps.workers.tasks.base import HeldOutTask, Split, Task
 
 ENVIRONMENT_VARIABLE = "HPS_WORKER_FAULT"
 KINDS = ("oom", "device-error", "raise", "hang")
@@ -85,3 +85,6 @@ class FaultyTask:
         self, model: torch.nn.Module, split: Split, batch_size: int, device: torch.device
     ) -> dict[str, float]:
         return self._task.evaluate(model, split, batch_size, device)
+
+    def has_test_split(self) -> bool:
+        return isinstance(self._task, HeldOutTask) and self._task.has_test_split()

@@ -24,7 +24,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from hps.catalog.tasks import Direction
 from hps.workers.devices import peak_memory_mb, reset_peak_memory, supports_bf16
 from hps.workers.optimizers import build_optimizer, build_schedule, training_settings
-from hps.workers.tasks.base import Split, Task
+from hps.workers.tasks.base import HeldOutTask, Split, Task
 
 __all__ = [
     "Decision",
@@ -131,7 +131,9 @@ def train(
     curve, ``final_train_loss``, ``best_epoch``/``best_value``, ``convergence_epochs`` (the first epoch
     reaching 95 % of the best improvement over epoch 0), ``generalization_gap`` (train minus val metric,
     for complete and pruned runs), ``wall_time_s``, ``peak_memory_mb``, ``device``, ``precision``,
-    ``steps`` and ``epochs_run``.
+    ``steps`` and ``epochs_run``. A complete run of a task with a test split also holds ``test_metrics``
+    (``"test_<name>"``), evaluated once after the last epoch: nothing reported to the service depends on
+    them, so they cannot steer the search.
     """
     started = time.perf_counter()
     settings = training_settings(params)
@@ -295,6 +297,10 @@ class _Run:
             "steps": self.steps,
             "epochs_run": self.epochs_run,
         }
+        if state == "complete" and isinstance(self.task, HeldOutTask) and self.task.has_test_split():
+            attrs["test_metrics"] = {
+                f"test_{name}": _finite_or_none(value) for name, value in self.evaluate("test").items()
+            }
         value = self.values[-1] if state == "complete" else None
         return TrainingOutcome(state, value, None if ending is None else ending.reason, attrs)
 

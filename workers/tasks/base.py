@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from hps.catalog.tasks import DatasetEntry, ModelEntry
 
 if TYPE_CHECKING:
     import torch
 
-Split = Literal["train", "val"]
+Split = Literal["train", "val", "test"]
 
 
 class Batch(Protocol):
@@ -48,6 +48,16 @@ class Task(Protocol):
     ) -> dict[str, float]:
         """Metrics of ``model`` on the whole split, e.g. ``{"accuracy": 0.93, "loss": 0.21}``, computed
         without gradients. The keys, prefixed ``val_``, are ``TaskInfo.metrics``."""
+        ...
+
+
+@runtime_checkable
+class HeldOutTask(Task, Protocol):
+    """A task whose dataset may also hold a test split: evaluated once, at the end of a complete trial,
+    and kept out of everything the search sees (the sampler and the pruner get validation metrics only)."""
+
+    def has_test_split(self) -> bool:
+        """Whether ``evaluate(model, "test", ...)`` has rows to evaluate."""
         ...
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,9 +32,11 @@ from hps.catalog.tasks import DatasetEntry, ModelEntry
 from hps.workers.tasks.base import Split
 from hps.workers.tasks.cache import exclusive, write_safetensors_atomically
 from hps.workers.tasks.classification import classification_metrics
+from hps.workers.tasks.options import int_option
 
 MODEL_NAME = "digits-cnn"
 DATASET_NAME = "digits-5to9"
+FEW_LABELS_DATASET_NAME = "digits-5to9-few"
 RECIPE_VERSION = 1
 CLASSES = 5  # digits 0-4 for the pretraining, 5-9 (as labels 0-4) for the fine-tuning
 FEATURES = 64 * 2 * 2
@@ -91,54 +94,95 @@ class DigitsData:
     """The pretraining set (digits 0-4, all of them) and the fine-tuning splits (digits 5-9 as 0-4)."""
 
     source: LabelledImages
-    target: dict[Split, LabelledImages]
+    target: Mapping[Split, LabelledImages]
 
 
-def load_data() -> DigitsData:
+def load_data(few_labels: FewLabels | None = None) -> DigitsData:
     """scikit-learn's bundled digits, split by class into the source and the target task. The target is
-    split 70/30 into train and val per class with a fixed seed: the same split on every call."""
+    split 70/30 into train and val per class with a fixed seed: the same split on every call. With
+    ``few_labels``, each class gets that many train and val images instead (fixed seed), and the rest of
+    the target images are the held-out test split."""
     bunch = load_digits()
     images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / _PIXEL_MAX
     labels = torch.tensor(bunch.target, dtype=torch.long)
     is_source = labels < CLASSES
     source = LabelledImages(images[is_source], labels[is_source])
     target_images, target_labels = images[~is_source], labels[~is_source] - CLASSES
-    train_rows, val_rows = train_test_split(
-        np.arange(len(target_labels)),
-        test_size=VAL_FRACTION,
-        random_state=_SPLIT_SEED,
-        stratify=target_labels.numpy(),
-    )
-    target: dict[Split, LabelledImages] = {
-        "train": LabelledImages(target_images[train_rows], target_labels[train_rows]),
-        "val": LabelledImages(target_images[val_rows], target_labels[val_rows]),
-    }
+    rows = few_labels.rows(target_labels) if few_labels else _seventy_thirty(target_labels)
+    target = {split: LabelledImages(target_images[r], target_labels[r]) for split, r in rows.items()}
     return DigitsData(source=source, target=target)
+
+
+@dataclass(frozen=True)
+class FewLabels:
+    """A few-label split of the target task: per class, ``train`` images to fine-tune on and ``val``
+    images to steer the search; every other image is held out as ``test``."""
+
+    train: int
+    val: int
+
+    def rows(self, labels: torch.Tensor) -> dict[Split, np.ndarray]:
+        """Row indices per split, drawn per class with a fixed seed."""
+        rng = np.random.default_rng(_SPLIT_SEED)
+        chosen: dict[Split, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+        for label in range(CLASSES):
+            rows = rng.permutation(np.flatnonzero(labels.numpy() == label))
+            if len(rows) <= self.train + self.val:
+                raise ValueError(
+                    f"digit {label + CLASSES} has {len(rows)} images: fewer than train_per_class + "
+                    f"val_per_class ({self.train} + {self.val}) leaves no test images"
+                )
+            chosen["train"].append(rows[: self.train])
+            chosen["val"].append(rows[self.train : self.train + self.val])
+            chosen["test"].append(rows[self.train + self.val :])
+        return {split: np.sort(np.concatenate(parts)) for split, parts in chosen.items()}
+
+
+def _seventy_thirty(labels: torch.Tensor) -> dict[Split, np.ndarray]:
+    train_rows, val_rows = train_test_split(
+        np.arange(len(labels)), test_size=VAL_FRACTION, random_state=_SPLIT_SEED, stratify=labels.numpy()
+    )
+    return {"train": train_rows, "val": val_rows}
 
 
 def make_task(model: ModelEntry | None, dataset: DatasetEntry | None, cache_dir: Path) -> DigitsTask:
     """The digits task with the pretrained backbone from ``cache_dir`` (pretrained there first when it is
-    missing). ``model`` must be the built-in ``digits-cnn`` and ``dataset`` the built-in ``digits-5to9``
-    (None means those); anything else is a ``ValueError`` naming it."""
+    missing). ``model`` must be the built-in ``digits-cnn`` and ``dataset`` a built-in digits set (None
+    means ``digits-5to9``); anything else is a ``ValueError`` naming it. A dataset's options
+    ``train_per_class`` and ``val_per_class`` (both or neither) make a few-label split with a test split."""
     if model is not None and model.name != MODEL_NAME:
         raise ValueError(f"the digits task only runs the built-in model {MODEL_NAME!r}, not {model.name!r}")
-    if dataset is not None and dataset.name != DATASET_NAME:
+    if dataset is not None and dataset.name not in (DATASET_NAME, FEW_LABELS_DATASET_NAME):
         raise ValueError(
-            f"the digits task only runs on the built-in dataset {DATASET_NAME!r}, not {dataset.name!r}"
+            f"the digits task only runs on the built-in datasets {DATASET_NAME!r} and "
+            f"{FEW_LABELS_DATASET_NAME!r}, not {dataset.name!r}"
         )
-    data = load_data()
+    data = load_data(_few_labels(dataset.options) if dataset is not None else None)
     return DigitsTask(pretrained_backbone(cache_dir, data.source), data.target)
+
+
+def _few_labels(options: Mapping[str, Any]) -> FewLabels | None:
+    given = [name for name in ("train_per_class", "val_per_class") if name in options]
+    if not given:
+        return None
+    if len(given) == 1:
+        raise ValueError("options 'train_per_class' and 'val_per_class' go together")
+    return FewLabels(int_option(options, "train_per_class", 1), int_option(options, "val_per_class", 1))
 
 
 class DigitsTask:
     """The pretrained CNN (kept on the CPU, never trained) and the target task's splits (in memory)."""
 
-    def __init__(self, backbone: dict[str, torch.Tensor], splits: dict[Split, LabelledImages]) -> None:
+    def __init__(self, backbone: dict[str, torch.Tensor], splits: Mapping[Split, LabelledImages]) -> None:
         # Its random initialisation is overwritten at once; drawing it must not move the global random state.
         with torch.random.fork_rng(devices=[]):
             self._pretrained = DigitsCNN()
         self._pretrained.features.load_state_dict(backbone)
         self._splits = splits
+
+    def has_test_split(self) -> bool:
+        """Whether the dataset holds out test images (the few-label split does)."""
+        return "test" in self._splits
 
     def fresh_model(self, device: torch.device, seed: int) -> nn.Module:
         """A deep copy of the pretrained backbone with a new head drawn from ``seed``, on ``device``, in

@@ -7,8 +7,9 @@ weights are refused) and nothing in it leading outside it: a symlink out of the 
 hub's own cache, is refused, so copy such a model with real files first. Its option ``max_length``
 (default 64) caps the tokens per text. The dataset entry's ``path`` is a ``.csv`` or ``.jsonl`` file;
 its options name the columns (``text_column``, default ``text``; ``label_column``, default ``label``)
-and ``val_fraction`` (default 0.25). A ``split`` column with the values ``train``/``val`` overrides the
-split; otherwise a fixed-seed split per label keeps the label mix of both splits alike. Labels (strings
+and ``val_fraction`` (default 0.25). A ``split`` column with the values ``train``/``val``/``test`` overrides
+the split (``test`` rows are held out: evaluated once at the end of a complete trial, they never steer the
+search); otherwise a fixed-seed split per label keeps the label mix of train and val alike. Labels (strings
 or integers) become the class indices 0..k-1 in sorted order (integers by value).
 """
 
@@ -51,7 +52,7 @@ class LabelledTexts:
 
     texts: list[str]
     labels: list[int]
-    is_val: list[bool]
+    splits: list[Split]
     label_names: list[str]
 
 
@@ -98,13 +99,17 @@ class TextClassificationTask:
         self._tokens: dict[str, torch.Tensor] = {key: value for key, value in encoded.items()}
         self._labels = torch.tensor(data.labels, dtype=torch.long)
         self._rows: dict[Split, torch.Tensor] = {
-            "train": torch.tensor([i for i, val in enumerate(data.is_val) if not val], dtype=torch.long),
-            "val": torch.tensor([i for i, val in enumerate(data.is_val) if val], dtype=torch.long),
+            split: torch.tensor([i for i, name in enumerate(data.splits) if name == split], dtype=torch.long)
+            for split in ("train", "val", "test")
         }
 
     def split_size(self, split: Split) -> int:
         """How many rows ``split`` has."""
         return len(self._rows[split])
+
+    def has_test_split(self) -> bool:
+        """Whether the dataset holds test rows."""
+        return self.split_size("test") > 0
 
     def fresh_model(self, device: torch.device, seed: int) -> nn.Module:
         """A deep copy of the pretrained model whose head (every parameter outside the encoder) is drawn
@@ -264,12 +269,12 @@ def read_labelled_texts(
     index = {name: i for i, name in enumerate(label_names)}
     labels = [index[name] for name in raw_labels]
     if any(SPLIT_COLUMN in record for record in records):
-        is_val = _given_split(path, records)
+        splits = _given_split(path, records)
     else:
-        is_val = _stratified_split(labels, val_fraction)
-    if all(is_val) or not any(is_val):
+        splits = _stratified_split(labels, val_fraction)
+    if "train" not in splits or "val" not in splits:
         raise ValueError(f"dataset {path}: the train or the val split is empty")
-    return LabelledTexts(texts=texts, labels=labels, is_val=is_val, label_names=label_names)
+    return LabelledTexts(texts=texts, labels=labels, splits=splits, label_names=label_names)
 
 
 def _read_records(path: Path) -> list[dict[str, Any]]:
@@ -318,24 +323,26 @@ def _label_order(names: set[str]) -> list[str]:
     return sorted(names)
 
 
-def _given_split(path: Path, records: list[dict[str, Any]]) -> list[bool]:
-    is_val = []
+def _given_split(path: Path, records: list[dict[str, Any]]) -> list[Split]:
+    splits: list[Split] = []
     for number, record in enumerate(records, start=1):
         value = record.get(SPLIT_COLUMN)
-        if value not in ("train", "val"):
-            raise ValueError(f"dataset {path}: row {number} has split {value!r}; expected 'train' or 'val'")
-        is_val.append(value == "val")
-    return is_val
+        if value not in ("train", "val", "test"):
+            raise ValueError(
+                f"dataset {path}: row {number} has split {value!r}; expected 'train', 'val' or 'test'"
+            )
+        splits.append(cast(Split, value))
+    return splits
 
 
-def _stratified_split(labels: list[int], val_fraction: float) -> list[bool]:
+def _stratified_split(labels: list[int], val_fraction: float) -> list[Split]:
     """About ``val_fraction`` of each label's rows (at least one, when it has two or more) go to val."""
     rng = random.Random(_SPLIT_SEED)
-    is_val = [False] * len(labels)
+    splits: list[Split] = ["train"] * len(labels)
     for label in sorted(set(labels)):
         rows = [i for i, value in enumerate(labels) if value == label]
         rng.shuffle(rows)
         count = min(max(round(len(rows) * val_fraction), 1), len(rows) - 1)
         for row in rows[:count]:
-            is_val[row] = True
-    return is_val
+            splits[row] = "val"
+    return splits
