@@ -8,7 +8,7 @@ value ``1 - value`` on a log scale, so what Optuna stores (and what
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
@@ -33,6 +33,10 @@ from hps.search_spaces.schema import (
 )
 
 REVERSE_LOG_PREFIX = "1-"
+LR, OPTIMIZER = "lr", "optimizer"
+# Optuna's name of ``lr`` once an optimizer has its own range: "lr@adamw". "@" cannot appear in an hps
+# name, so it never collides with another parameter.
+PER_OPTIMIZER = "@"
 
 
 class ParamsMismatch(ValueError):
@@ -52,17 +56,55 @@ class CompiledSpace:
     space: SearchSpace
     params: Mapping[str, Param]
     conditions: Mapping[str, Mapping[str, tuple[ParamValue, ...]]]
+    lr_ranges: Mapping[str, FloatParam] = field(default_factory=lambda: MappingProxyType({}))
+    """The ``lr`` of each optimizer that has its own range (an lr range test's), by optimizer."""
 
     def optuna_name(self, name: str) -> str:
-        """Return the name Optuna uses for hps param ``name`` (KeyError if unknown)."""
+        """Return the name Optuna uses for hps param ``name`` (KeyError if unknown); an optimizer's own
+        ``lr`` range has its own name (see :meth:`with_lr_ranges`)."""
         param = self.params[name]
         if isinstance(param, FloatParam) and param.scale == "reverse_log":
             return REVERSE_LOG_PREFIX + name
         return name
 
+    def with_lr_ranges(self, ranges: Mapping[str, tuple[float, float]]) -> "CompiledSpace":
+        """This space with ``lr`` searched over its own range for each optimizer named in ``ranges``
+        (optimizer → (low, high), within the space's ``lr`` range); the other optimizers keep the space's.
+
+        Optuna sees each such ``lr`` as its own parameter, ``lr@<optimizer>``: the best rate of AdamW and
+        of SGD are different quantities, and a sampler that models them apart needs no range that changes
+        under one name. hps's params keep the name ``lr``. Raises ``SearchSpaceError`` when the space
+        has no log-scale float ``lr`` and categorical ``optimizer``, or a range does not fit."""
+        lr, optimizer = self.params.get(LR), self.params.get(OPTIMIZER)
+        if not isinstance(lr, FloatParam) or lr.scale != "log" or lr.step is not None:
+            raise SearchSpaceError("params.lr", "lr: per-optimizer ranges need a log-scale float lr")
+        if not isinstance(optimizer, CategoricalParam):
+            raise SearchSpaceError("params.optimizer", "optimizer: per-optimizer ranges need a categorical")
+        narrowed: dict[str, FloatParam] = {}
+        for name, (low, high) in ranges.items():
+            if name not in optimizer.choices:
+                raise SearchSpaceError("params.optimizer", f"optimizer: {name!r} is not among its choices")
+            if not lr.low <= low < high <= lr.high:
+                raise SearchSpaceError(
+                    "params.lr", f"lr of {name}: [{low}, {high}] does not lie within [{lr.low}, {lr.high}]"
+                )
+            narrowed[name] = lr.model_copy(update={"low": low, "high": high})
+        return replace(self, lr_ranges=MappingProxyType(narrowed))
+
     def distributions(self) -> dict[str, BaseDistribution]:
         """Return every param's Optuna distribution, keyed by Optuna name."""
-        return {self.optuna_name(name): _distribution(param) for name, param in self.params.items()}
+        found = {self.optuna_name(name): _distribution(param) for name, param in self.params.items()}
+        for optimizer, param in self.lr_ranges.items():
+            found[LR + PER_OPTIMIZER + optimizer] = _distribution(param)
+        return found
+
+    def _searched(self, name: str, values: Mapping[str, ParamValue]) -> tuple[str, Param]:
+        """The Optuna name and the param that ``name`` is searched as, given the values of its parents."""
+        if name == LR and self.lr_ranges:
+            chosen = values.get(OPTIMIZER)
+            if isinstance(chosen, str) and chosen in self.lr_ranges:
+                return LR + PER_OPTIMIZER + chosen, self.lr_ranges[chosen]
+        return self.optuna_name(name), self.params[name]
 
     def suggest(self, trial: BaseTrial) -> dict[str, ParamValue]:
         """Draw a configuration from ``trial``, define-by-run.
@@ -71,9 +113,10 @@ class CompiledSpace:
         the values already drawn. Returns hps names and values in that order.
         """
         values: dict[str, ParamValue] = {}
-        for name, param in self.params.items():
+        for name in self.params:
             if self._holds(name, values):
-                values[name] = _suggest(trial, name, param)
+                key, param = self._searched(name, values)
+                values[name] = _suggest(trial, key, param)
         return values
 
     def decode(self, optuna_params: Mapping[str, Any]) -> dict[str, ParamValue]:
@@ -82,6 +125,7 @@ class CompiledSpace:
         Raises ``ParamsMismatch`` for a name that is no param's Optuna name.
         """
         names = {self.optuna_name(name): name for name in self.params}
+        names.update({LR + PER_OPTIMIZER + optimizer: LR for optimizer in self.lr_ranges})
         for key in optuna_params:
             if key not in names:
                 raise ParamsMismatch(f"{key}: not a parameter of this search space")
@@ -106,7 +150,7 @@ class CompiledSpace:
         distributions: dict[str, BaseDistribution] = {}
         # Visiting order guarantees a param's parents were checked before it,
         # so reading their values straight from ``params`` is safe.
-        for name, param in self.params.items():
+        for name in self.params:
             active = self._holds(name, params)
             if name not in params:
                 if active:
@@ -116,7 +160,7 @@ class CompiledSpace:
                 raise ParamsMismatch(
                     f"{name}: given, but its condition does not hold ({self._describe(name)})"
                 )
-            key = self.optuna_name(name)
+            key, param = self._searched(name, params)
             values[key] = _encode(name, param, params[name])
             distributions[key] = _distribution(param)
         return values, distributions
@@ -213,19 +257,20 @@ def _distribution(param: Param) -> BaseDistribution:
     return FloatDistribution(param.low, param.high, log=param.scale == "log", step=param.step)
 
 
-def _suggest(trial: BaseTrial, name: str, param: Param) -> ParamValue:
+def _suggest(trial: BaseTrial, key: str, param: Param) -> ParamValue:
+    """Suggest ``param`` under its Optuna name ``key``."""
     # Must stay in step with _distribution: Optuna rejects a param whose
     # distribution changes between trials.
     if isinstance(param, CategoricalParam):
-        return trial.suggest_categorical(name, param.choices)
+        return trial.suggest_categorical(key, param.choices)
     if isinstance(param, IntParam):
         log = param.scale == "log"
-        return trial.suggest_int(name, param.low, param.high, step=param.step, log=log)
+        return trial.suggest_int(key, param.low, param.high, step=param.step, log=log)
     if param.scale == "reverse_log":
-        drawn = trial.suggest_float(REVERSE_LOG_PREFIX + name, 1.0 - param.high, 1.0 - param.low, log=True)
+        drawn = trial.suggest_float(key, 1.0 - param.high, 1.0 - param.low, log=True)
         return _from_reverse_log(param, drawn)
     log = param.scale == "log"
-    return trial.suggest_float(name, param.low, param.high, step=param.step, log=log)
+    return trial.suggest_float(key, param.low, param.high, step=param.step, log=log)
 
 
 def _from_reverse_log(param: FloatParam, drawn: float) -> float:

@@ -350,3 +350,36 @@ def test_enqueued_encoded_params_are_drawn_as_given() -> None:
     study.enqueue_trial(compiled.encode(config)[0])
     trial = study.ask()
     assert compiled.suggest(trial) == config
+
+
+def test_per_optimizer_lr_ranges_are_sampled_as_their_own_optuna_params() -> None:
+    narrowed = preset("fine-tuning").with_lr_ranges({"adamw": (1e-5, 1e-3), "sgd": (1e-3, 1e-1)})
+    study = optuna.create_study(sampler=TPESampler(seed=3, n_startup_trials=5, multivariate=True, group=True))
+    for _ in range(40):
+        trial = study.ask()
+        config = narrowed.suggest(trial)
+        study.tell(trial, -abs(math.log10(float(config["lr"])) + 3))
+        low, high = {"adamw": (1e-5, 1e-3), "sgd": (1e-3, 1e-1)}[str(config["optimizer"])]
+        assert low <= float(config["lr"]) <= high
+        assert f"lr@{config['optimizer']}" in trial.params and "lr" not in trial.params
+        assert narrowed.decode(trial.params) == config
+        values, _ = narrowed.encode(config)
+        assert values == trial.params
+    assert {"lr", "lr@adamw", "lr@sgd"} <= set(narrowed.distributions())
+    with pytest.raises(ParamsMismatch, match=r"lr: 0.5 is outside \[0.001, 0.1\]"):
+        narrowed.encode({"optimizer": "sgd", "lr": 0.5, "momentum": 0.9, "batch_size": 16})
+
+
+@pytest.mark.parametrize(
+    ("ranges", "message"),
+    [
+        ({"adam": (1e-5, 1e-3)}, "'adam' is not among its choices"),
+        ({"adamw": (1e-7, 1e-3)}, r"does not lie within \[1e-06, 1.0\]"),
+        ({"adamw": (1e-3, 1e-5)}, "does not lie within"),
+    ],
+)
+def test_per_optimizer_lr_ranges_must_fit_the_space(
+    ranges: dict[str, tuple[float, float]], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        preset("fine-tuning").with_lr_ranges(ranges)

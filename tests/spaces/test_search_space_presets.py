@@ -41,7 +41,7 @@ SCHEDULES = {"constant", "cosine", "linear_warmup"}
 
 
 def test_list_presets() -> None:
-    assert list_presets() == ["adam", "adamw", "bert-grid", "optimizers", "schedules", "sgd"]
+    assert list_presets() == ["adam", "adamw", "bert-grid", "fine-tuning", "optimizers", "schedules", "sgd"]
 
 
 @pytest.mark.parametrize("name", list_presets())
