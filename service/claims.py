@@ -1,4 +1,5 @@
-"""Claiming work for a worker: pick a study fairly, then ask a trial in it.
+"""Claiming work for a worker: pick a study fairly, then ask a trial in it (or, in a study that waits for
+its learning-rate range tests, hand out one of those to a worker that says it runs them).
 
 Fairness: among the running studies of the tasks a worker can run, the claim tries those with the fewest
 running trials first, and among equals the one served longest ago; a study that cannot start a trial now
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from hps.server.clock import utcnow
 from hps.server.errors import Conflict, StudyNotFound
+from hps.server.range_tests import StartedRangeTest, awaiting_range_tests, start_range_test
 from hps.server.sampling import OptunaFailed, Sampling
 from hps.server.store.database import Database
 from hps.server.store.studies import StudyRepository
@@ -28,9 +30,11 @@ from hps.server.trials import AskedTrial, fail_broken_study, lock_study, start_n
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A trial for a worker, with everything it needs to run it."""
+    """Work for a worker, with everything it needs to run it: a trial, or a range test."""
 
-    trial: AskedTrial
+    study_id: int
+    trial: AskedTrial | None
+    range_test: StartedRangeTest | None
     task: dict[str, Any]
     metric: str
     direction: str
@@ -47,8 +51,10 @@ def claim_trial(
     lease: timedelta,
     project: str | None = None,
     now: datetime | None = None,
+    range_tests: bool = False,
 ) -> Claim | None:
-    """A trial from the fairest study that has one, or None when there is nothing to do.
+    """A trial from the fairest study that has one, or None when there is nothing to do. With
+    ``range_tests``, a study waiting for its lr range tests hands out one of those instead.
 
     The candidates are read first; with none, nothing is written (an idle claim must not take SQLite's
     write lock). Otherwise one transaction starts a trial in the first candidate that can still start one,
@@ -58,7 +64,9 @@ def claim_trial(
     while candidates:
 
         def work(session: Session, candidates: list[int] = candidates) -> Claim | None:
-            return _claim_first(session, sampling, candidates, worker_id, device, tasks, moment, lease)
+            return _claim_first(
+                session, sampling, candidates, worker_id, device, tasks, moment, lease, range_tests
+            )
 
         try:
             return db.run(work, write=True)
@@ -88,23 +96,36 @@ def _claim_first(
     tasks: Sequence[str],
     now: datetime,
     lease: timedelta,
+    range_tests: bool,
 ) -> Claim | None:
     for study_id in candidates:
+        asked: AskedTrial | None = None
+        started: StartedRangeTest | None = None
         try:
             study = lock_study(session, study_id)
-            asked = start_next_trial(session, sampling, study, worker_id, now, lease)
+            plan = sampling.plan(study)
+            if range_tests and study.state == "running" and awaiting_range_tests(plan, study):
+                started = start_range_test(session, plan, study, worker_id, now, lease)
+                if started is None:
+                    continue  # its tests are all running: nothing to do there until they end
+            else:
+                asked = start_next_trial(session, sampling, study, worker_id, now, lease)
         except (Conflict, StudyNotFound):
             continue  # it filled up, finished or vanished since the candidates were read
         StudyRepository(session).mark_claimed(study_id, now)
         WorkerRepository(session).seen(worker_id, device, tasks, now, claimed=True)
-        task = sampling.plan(study).spec.task
+        task = plan.spec.task
         if task is None:
             raise AssertionError(f"study {study_id} was a candidate without a task")
+        # A range test's seed is the trial seed of a number no trial has (trials count up from 0).
+        number = asked.number if asked is not None else -1 - (started.test.id if started else 0)
         return Claim(
+            study_id=study.id,
             trial=asked,
+            range_test=started,
             task=task.model_dump(mode="json"),
             metric=study.metric,
             direction=study.direction,
-            seed=trial_seed(study.id, asked.number),
+            seed=trial_seed(study.id, number),
         )
     return None

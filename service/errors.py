@@ -112,6 +112,41 @@ class LeaseLost(Conflict):
         super().__init__(f"trial {number} of study {study_id} is {state}, not running: its lease is gone")
 
 
+class RangeTestPending(Conflict):
+    """The study samples nothing until its learning-rate range tests have ended."""
+
+    code = "range_test_pending"
+
+    def __init__(self, study_id: int) -> None:
+        super().__init__(
+            f"study {study_id} samples no trial until its lr range tests have ended "
+            "(GET /v1/studies/{id}/lr-range-tests shows them; a worker run by `hps worker` runs them)"
+        )
+
+
+class RangeTestNotFound(NotFound):
+    """No range test of that optimizer in the study."""
+
+    code = "range_test_not_found"
+
+    def __init__(self, study_id: int, optimizer: str) -> None:
+        super().__init__(
+            f"study {study_id} has no lr range test of optimizer {optimizer!r}", field="optimizer"
+        )
+
+
+class RangeTestLeaseLost(Conflict):
+    """The range test is no longer running under this caller's lease."""
+
+    code = "lease_lost"
+
+    def __init__(self, study_id: int, optimizer: str, state: str) -> None:
+        super().__init__(
+            f"the lr range test of {optimizer!r} in study {study_id} is {state}, not running: "
+            "its lease is gone"
+        )
+
+
 class CompletionConflict(Conflict):
     """A second, different completion of a finished trial."""
 

@@ -14,23 +14,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hps.search_spaces import CompiledSpace, compile_space
+from hps.search_spaces import CompiledSpace, SearchSpaceError, compile_space
 from hps.wire.studies import StudySpec
 
 _MAX_PLANS = 4096
 
 
+LrRanges = Mapping[str, Any]
+"""Optimizer → [low, high] of ``lr``, as a study's range tests chose them (``hps_studies.lr_ranges``)."""
+
+
 @dataclass(frozen=True)
 class StudyPlan:
-    """What a study searches and how, typed: the normalized spec and its compiled search space."""
+    """What a study searches and how, typed: the normalized spec and its compiled search space (with each
+    optimizer's own lr range, once range tests chose them; ``lr_ranges`` says which)."""
 
     spec: StudySpec
     space: CompiledSpace
+    lr_ranges: LrRanges | None = None
 
     @classmethod
-    def of(cls, spec: StudySpec) -> StudyPlan:
-        """The plan of a normalized spec (compiles its space)."""
-        return cls(spec, compile_space(spec.search_space))
+    def of(cls, spec: StudySpec, lr_ranges: LrRanges | None = None) -> StudyPlan:
+        """The plan of a normalized spec (compiles its space) and the lr ranges its tests chose."""
+        space = compile_space(spec.search_space)
+        if lr_ranges:
+            space = space.with_lr_ranges({name: (low, high) for name, (low, high) in lr_ranges.items()})
+        return cls(spec, space, lr_ranges)
 
 
 class UnreadableSpec(Exception):
@@ -49,16 +58,18 @@ class Plans:
         self._plans: OrderedDict[int, StudyPlan] = OrderedDict()
         self._lock = threading.Lock()
 
-    def of(self, study_id: int, stored: Mapping[str, Any]) -> StudyPlan:
-        """The plan of a study whose stored spec is ``stored``; :class:`UnreadableSpec` if it is not one."""
+    def of(self, study_id: int, stored: Mapping[str, Any], lr_ranges: LrRanges | None = None) -> StudyPlan:
+        """The plan of a study whose stored spec is ``stored`` and whose range tests chose ``lr_ranges``;
+        :class:`UnreadableSpec` if it is not one. A kept plan made before the ranges were chosen is made
+        again (the only change a study's plan ever sees)."""
         with self._lock:
             plan = self._plans.get(study_id)
-            if plan is not None:
+            if plan is not None and plan.lr_ranges == lr_ranges:
                 self._plans.move_to_end(study_id)
                 return plan
         try:
-            plan = StudyPlan.of(StudySpec.model_validate(stored))
-        except ValueError as exc:  # pydantic's ValidationError and the search space's errors alike
+            plan = StudyPlan.of(StudySpec.model_validate(stored), lr_ranges)
+        except (ValueError, SearchSpaceError) as exc:  # pydantic's ValidationError and the space's errors
             raise UnreadableSpec(study_id, exc) from exc
         self.remember(study_id, plan)
         return plan

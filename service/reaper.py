@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from hps.server.clock import utcnow
 from hps.server.errors import DomainError
 from hps.server.queue import drop_queued
+from hps.server.range_tests import reap_expired_range_tests
 from hps.server.sampling import OptunaFailed, Sampling
 from hps.server.store.database import Database
 from hps.server.store.studies import StudyRepository
@@ -109,6 +110,7 @@ async def run_reaper(
             pass
         try:
             reaped = await run_in_threadpool(reap_expired, db, sampling)
+            await run_in_threadpool(reap_expired_range_tests, db, sampling)
             if on_reaped is not None:
                 on_reaped(reaped)
             await run_in_threadpool(settle_deadlines, db, sampling)

@@ -119,18 +119,19 @@ class Sampling:
         """The study's plan (its stored spec read once per process); a spec that no longer validates makes
         the study broken (:class:`OptunaFailed`), like any other failure on its own settings."""
         try:
-            return self.plans.of(study.id, study.spec)
+            return self.plans.of(study.id, study.spec, study.lr_ranges)
         except UnreadableSpec as exc:
             raise OptunaFailed(study.id, "reading its stored spec", exc) from exc
 
     def runtime(self, study: StudyRecord) -> StudyRuntime:
         """The study's runtime, built on first use and kept (least recently used evicted)."""
+        plan = self.plan(study)
         with self._lock:
             runtime = self._runtimes.get(study.id)
-            if runtime is not None:
+            # A runtime built before the study's range tests chose its lr ranges searched the old space.
+            if runtime is not None and runtime.plan.lr_ranges == plan.lr_ranges:
                 self._runtimes.move_to_end(study.id)
                 return runtime
-        plan = self.plan(study)
         built = _guarded(
             study.id,
             "building the sampler and pruner",
@@ -138,7 +139,9 @@ class Sampling:
         )
         study_id = study.id
         with self._lock:
-            runtime = self._runtimes.setdefault(study_id, built)
+            runtime = self._runtimes.get(study_id)
+            if runtime is None or runtime.plan.lr_ranges != plan.lr_ranges:
+                runtime = self._runtimes[study_id] = built
             self._runtimes.move_to_end(study_id)
             while len(self._runtimes) > _MAX_CACHED_STUDIES:
                 self._runtimes.popitem(last=False)

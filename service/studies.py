@@ -30,9 +30,11 @@ from hps.server.clock import utcnow
 from hps.server.errors import InvalidInput, StudyNameTaken
 from hps.server.plans import Plans, StudyPlan
 from hps.server.queue import drop_queued, enqueue_trial
+from hps.server.range_tests import check_range_test, plan_range_tests
 from hps.server.sampling import Sampling
 from hps.server.store.database import Database
 from hps.server.store.optuna_tables import OptunaTables
+from hps.server.store.range_tests import RangeTestRepository
 from hps.server.store.studies import StudyRecord, StudyRepository, optuna_study_name
 from hps.server.store.trials import TrialRepository
 from hps.server.strategies import check_sampler, rehearse
@@ -52,6 +54,7 @@ def compile_study(spec: StudySpec, registry: Registry) -> StudyPlan:
     except (SearchSpaceError, ValidationError) as exc:
         raise InvalidInput(str(exc), field="search_space") from None
     check_sampler(spec.sampler, compiled)
+    check_range_test(spec, compiled)
     if spec.task is not None:
         _check_space_for_task(compiled, registry, spec.task.name)
         spec = _with_task_defaults(spec, spec.task, registry)
@@ -105,8 +108,9 @@ def _with_task_defaults(spec: StudySpec, task: TaskSpec, registry: Registry) -> 
 
 def _fit_to_family(spec: StudySpec, space: SearchSpace, registry: Registry) -> SearchSpace:
     """A preset's learning rates fitted to the family of the model the study fine-tunes (see
-    ``hps.catalog.families``); the study's own ``lr`` param and its own starts are kept as written."""
-    if spec.task is None or spec.search_space.preset is None:
+    ``hps.catalog.families``); the study's own ``lr`` param and its own starts are kept as written, and so
+    is the whole preset when an lr range test is to find the rates instead."""
+    if spec.task is None or spec.search_space.preset is None or spec.lr_range_test is not None:
         return space
     task = spec.task
     try:
@@ -194,6 +198,7 @@ def add_study(
         warm_start=warm_start,
     )
     StudyRepository(session).add(record)
+    RangeTestRepository(session).add(plan_range_tests(plan, study_id, now))
     first = [*seeds, *(spec.search_space.starts or [])]
     for params in first[: spec.n_trials]:
         enqueue_trial(session, plan.space, study_id, params, now)

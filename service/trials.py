@@ -24,6 +24,7 @@ from hps.server.errors import (
     LeaseLost,
     NotFound,
     ParallelLimitReached,
+    RangeTestPending,
     StudyBroken,
     StudyNotRunning,
     StudyOutOfTime,
@@ -147,6 +148,8 @@ def start_next_trial(
 def check_can_start(session: Session, study: StudyRecord, plan: StudyPlan, now: datetime) -> Progress:
     """Raise unless the locked study may start one more trial now; return its progress."""
     check_running(study, now)
+    if plan.spec.lr_range_test is not None and study.lr_ranges is None:
+        raise RangeTestPending(study.id)
     budget = plan.spec.budget
     progress = TrialRepository(session).progress([study.id])[study.id]
     if budget.max_parallel is not None and progress.running >= budget.max_parallel:

@@ -1,5 +1,6 @@
 """The worker: claim a trial over HTTP, fine-tune with the sampled optimizer, report each epoch,
-complete with what was measured; back off when there is nothing to do.
+complete with what was measured; back off when there is nothing to do. A study with ``lr_range_test`` hands
+out its range tests first: the worker runs each (``lr_range_test.py``) and sends back the loss curve.
 
 A worker needs an API URL and a token, never database credentials. Pretrained weights and data are
 loaded once per (task, model, dataset) for the life of the process; every trial starts from a fresh copy.
@@ -26,10 +27,13 @@ from hps.catalog.registry import Registry, ResolvedTask
 from hps.client.backoff import Backoff, call_with_retry
 from hps.client.http import HpsClient, HpsError, Outcome
 from hps.client.leases import LeaseKeeper
+from hps.wire.range_tests import RangeTestCompletion, RangeTestWork
 from hps.wire.reasons import ReasonCode, reason, reason_code
-from hps.wire.workers import ClaimOut
+from hps.wire.trials import AskOut
+from hps.wire.workers import ClaimOut, WorkKind
 from hps.workers.devices import parse_device
 from hps.workers.faults import FaultyTask, fault_from_environment
+from hps.workers.lr_range_test import RangeTestOutcome, RangeTestPlan, run_range_test
 from hps.workers.tasks.base import Task, TaskFactory
 from hps.workers.training import Decision, EpochResult, TrainingOutcome, TrainingPlan, train
 
@@ -39,6 +43,8 @@ log = logging.getLogger("hps.worker")
 _DEVICE_ERROR_MARKERS = ("CUDA error", "device-side assert", "CUBLAS_STATUS", "cuDNN error", "NCCL error")
 EXIT_DEVICE_BROKEN = 3
 EXIT_KILLED = 130
+# What this worker runs: trials, and the lr range tests some studies run before their trials.
+_KINDS: tuple[WorkKind, ...] = ("trial", "lr_range_test")
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,9 @@ class Worker:
         done, idle = 0, 0
         while not self.stopping.is_set():
             claim = call_with_retry(
-                lambda: self.client.claim(self.options.worker_id, self.options.device, self.options.tasks),
+                lambda: self.client.claim(
+                    self.options.worker_id, self.options.device, self.options.tasks, _KINDS
+                ),
                 stop=self.stopping,
                 give_up_after=float("inf"),
                 on_retry=lambda error, wait: log.warning(
@@ -119,6 +127,12 @@ class Worker:
                 idle += 1
                 continue
             idle = 0
+            if claim.lr_range_test is not None:
+                broken = self.run_range_test(claim, claim.lr_range_test)
+                if broken is not None:
+                    log.error("the device is unusable after: %s; exiting", broken)
+                    return EXIT_DEVICE_BROKEN
+                continue  # a range test is not a trial: max_trials counts trials
             report = self.run_claim(claim)
             self._log(report)
             if report.device_broken:
@@ -131,14 +145,16 @@ class Worker:
 
     def run_claim(self, claim: ClaimOut) -> TrialReport:
         """Run one claimed trial to its end and tell the service how it ended."""
+        if claim.trial is None:
+            raise ValueError(f"claim of study {claim.study_id} holds no trial")
         started = time.monotonic()
         study_id, number = claim.study_id, claim.trial.number
         with LeaseKeeper(self.client, study_id, number, claim.trial.lease.expires_at) as lease:
-            outcome = self._train(claim, lease)
+            outcome = self._train(claim, claim.trial, lease)
         state, value, reason = _completion(outcome, lease, self.stopping)
         attrs = outcome.attrs if isinstance(outcome, TrainingOutcome) else {}
         if state is not None:
-            self._complete(claim, state, value, reason, attrs)
+            self._complete(claim, number, state, value, reason, attrs)
         if isinstance(outcome, Failure) and reason_code(outcome.reason) == ReasonCode.OOM:
             # Here, outside the except block that caught it, no frame holds the failed step's tensors.
             _free_device_memory(self.device)
@@ -158,7 +174,78 @@ class Worker:
             device_broken=broken,
         )
 
-    def _train(self, claim: ClaimOut, lease: LeaseKeeper) -> TrainingOutcome | Failure:
+    def run_range_test(self, claim: ClaimOut, work: RangeTestWork) -> str | None:
+        """Run one claimed lr range test and send its curve (or its failure); returns the reason when
+        the device is unusable after it, else None."""
+        study_id = claim.study_id
+        with LeaseKeeper.of_range_test(self.client, study_id, work.optimizer, work.lease.expires_at) as lease:
+            outcome = self._range_test(claim, work, lease)
+        if lease.lost.is_set():
+            completion = None
+        elif isinstance(outcome, Failure):
+            completion = RangeTestCompletion(state="failed", reason=outcome.reason)
+        elif self.stopping.is_set():
+            completion = RangeTestCompletion(
+                state="failed", reason=reason(ReasonCode.INTERRUPTED, "the worker was asked to stop")
+            )
+        else:
+            completion = RangeTestCompletion(
+                state="complete",
+                points=[(point.lr, point.loss) for point in outcome.points],
+                stopped_early=outcome.stopped_early,
+                epochs=outcome.epochs,
+                wall_time_s=outcome.wall_time_s,
+            )
+        if completion is not None:
+            try:
+                call_with_retry(
+                    lambda: self.client.complete_range_test(study_id, work.optimizer, completion),
+                    give_up_after=3600.0,
+                )
+            except HpsError as error:
+                log.error("completing the lr range test %s/%s failed: %s", study_id, work.optimizer, error)
+        state = completion.state if completion is not None else "lease-lost"
+        detail = completion.reason or completion.stopped_early if completion is not None else None
+        fields = {
+            "event": "lr_range_test",
+            "study_id": study_id,
+            "optimizer": work.optimizer,
+            "attempt": work.attempt,
+            "state": state,
+            "reason": detail,
+            "steps": len(outcome.points) if isinstance(outcome, RangeTestOutcome) else None,
+            "device": self.options.device,
+            "worker_id": self.options.worker_id,
+        }
+        why = f" ({detail})" if detail else ""
+        log.info(
+            f"study {study_id} lr range test of {work.optimizer}: {state}{why}", extra={"fields": fields}
+        )
+        if isinstance(outcome, Failure) and reason_code(outcome.reason) == ReasonCode.OOM:
+            _free_device_memory(self.device)
+        return outcome.reason if isinstance(outcome, Failure) and outcome.device_broken else None
+
+    def _range_test(
+        self, claim: ClaimOut, work: RangeTestWork, lease: LeaseKeeper
+    ) -> RangeTestOutcome | Failure:
+        try:
+            resolved = self.registry.resolve(**_task_fields(claim.task))
+            plan = RangeTestPlan(
+                low=work.low,
+                high=work.high,
+                steps=work.steps,
+                batch_size=work.batch_size,
+                max_steps_per_epoch=resolved.max_steps_per_epoch,
+                seed=claim.seed,
+                device=self.device,
+            )
+            stop = _any_set(self.stopping, lease.lost, lease.stop_requested)
+            return run_range_test(self._task(resolved), work.params, plan, stop)
+        except Exception as error:  # the test fails; the worker goes on
+            log.exception("lr range test %s/%s raised", claim.study_id, work.optimizer)
+            return classify(error)
+
+    def _train(self, claim: ClaimOut, trial: AskOut, lease: LeaseKeeper) -> TrainingOutcome | Failure:
         try:
             resolved = self.registry.resolve(**_task_fields(claim.task))
             task = self._task(resolved)
@@ -171,20 +258,20 @@ class Worker:
                 seed=claim.seed,
                 device=self.device,
             )
-            report = self._reporter(claim, lease)
+            report = self._reporter(claim, trial, lease)
             stop = _any_set(self.stopping, lease.lost, lease.stop_requested)
-            return train(task, claim.trial.params, plan, report, stop)
+            return train(task, trial.params, plan, report, stop)
         except Exception as error:  # the trial fails; the worker goes on with the next one (or exits)
-            log.exception("trial %s/%s raised", claim.study_id, claim.trial.number)
+            log.exception("trial %s/%s raised", claim.study_id, trial.number)
             return classify(error)
 
-    def _reporter(self, claim: ClaimOut, lease: LeaseKeeper) -> Callable[[EpochResult], Decision]:
+    def _reporter(
+        self, claim: ClaimOut, trial: AskOut, lease: LeaseKeeper
+    ) -> Callable[[EpochResult], Decision]:
         def report(result: EpochResult) -> Decision:
             try:
                 answer = call_with_retry(
-                    lambda: self.client.report(
-                        claim.study_id, claim.trial.number, result.epoch, result.value
-                    ),
+                    lambda: self.client.report(claim.study_id, trial.number, result.epoch, result.value),
                     stop=self.stopping,
                 )
             except HpsError as error:
@@ -192,7 +279,7 @@ class Worker:
                     log.warning(
                         "trial %s/%s: report refused (%s); stopping it",
                         claim.study_id,
-                        claim.trial.number,
+                        trial.number,
                         error,
                     )
                     lease.lost.set()
@@ -220,13 +307,19 @@ class Worker:
         return self._tasks[key]
 
     def _complete(
-        self, claim: ClaimOut, state: Outcome, value: float | None, reason: str | None, attrs: dict[str, Any]
+        self,
+        claim: ClaimOut,
+        number: int,
+        state: Outcome,
+        value: float | None,
+        reason: str | None,
+        attrs: dict[str, Any],
     ) -> None:
         attrs = {**attrs, "worker_id": self.options.worker_id}
         try:
             call_with_retry(
                 lambda: self.client.complete(
-                    claim.study_id, claim.trial.number, value, state=state, reason=reason, attrs=attrs
+                    claim.study_id, number, value, state=state, reason=reason, attrs=attrs
                 ),
                 give_up_after=3600.0,
             )
@@ -234,9 +327,7 @@ class Worker:
             # 409: the lease was reaped meanwhile and a retry owns these params now. A server error that
             # outlasted the retries: give up on this trial (its lease expires and the service re-queues
             # its params) rather than stall the worker.
-            log.error(
-                "completing trial %s/%s failed, giving up: %s", claim.study_id, claim.trial.number, error
-            )
+            log.error("completing trial %s/%s failed, giving up: %s", claim.study_id, number, error)
 
     def _log(self, report: TrialReport) -> None:
         """One line per trial. The JSON formatter (``--log-format json``) adds ``fields`` as keys of the

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from hps.wire.range_tests import RangeTestCompletion, RangeTestOut, RangeTestsOut
 from hps.wire.reports import StudyReport
 from hps.wire.rules import sendable_text
 from hps.wire.schedules import ScheduleOut, SchedulePage, ScheduleRunOut, ScheduleRunPage, ScheduleRunStarted
 from hps.wire.studies import StudyOut, StudyPage
 from hps.wire.tokens import NewTokenOut, TokenList, TokenOut
 from hps.wire.trials import MAX_REASON, AskOut, HeartbeatOut, ReportOut, TrialOut, TrialPage
-from hps.wire.workers import ClaimOut
+from hps.wire.workers import ClaimOut, WorkKind
 
 if TYPE_CHECKING:
     from hps.client.trial_run import TrialRun
@@ -158,6 +159,22 @@ class HpsClient:
         """Extend the trial's lease."""
         return self._call("POST", f"/v1/studies/{study_id}/trials/{number}/heartbeat", HeartbeatOut)
 
+    def range_tests(self, study_id: int) -> RangeTestsOut:
+        """The study's lr range tests and the lr ranges they chose."""
+        return self._call("GET", f"/v1/studies/{study_id}/lr-range-tests", RangeTestsOut)
+
+    def heartbeat_range_test(self, study_id: int, optimizer: str) -> HeartbeatOut:
+        """Extend a range test's lease."""
+        path = f"/v1/studies/{study_id}/lr-range-tests/{optimizer}/heartbeat"
+        return self._call("POST", path, HeartbeatOut)
+
+    def complete_range_test(
+        self, study_id: int, optimizer: str, completion: RangeTestCompletion
+    ) -> RangeTestOut:
+        """Finish a range test with its curve, or its failure."""
+        path = f"/v1/studies/{study_id}/lr-range-tests/{optimizer}/complete"
+        return self._call("POST", path, RangeTestOut, json=completion.model_dump(mode="json"))
+
     def complete(
         self,
         study_id: int,
@@ -270,9 +287,16 @@ class HpsClient:
 
     # Workers
 
-    def claim(self, worker_id: str, device: str, tasks: Sequence[str]) -> ClaimOut | None:
-        """A trial from a running study of one of ``tasks``, or None when there is nothing to do."""
-        body = {"worker_id": worker_id, "device": device, "tasks": list(tasks)}
+    def claim(
+        self,
+        worker_id: str,
+        device: str,
+        tasks: Sequence[str],
+        kinds: Sequence[WorkKind] = ("trial",),
+    ) -> ClaimOut | None:
+        """Work from a running study of one of ``tasks`` (a trial, or an lr range test when ``kinds``
+        includes ``lr_range_test``), or None when there is nothing to do."""
+        body = {"worker_id": worker_id, "device": device, "tasks": list(tasks), "kinds": list(kinds)}
         response = self._request("POST", "/v1/workers/claim", json=body)
         if response.status_code == 204:
             return None

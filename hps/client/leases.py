@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import UTC, datetime
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
 from hps.client.backoff import Backoff
 from hps.client.http import HpsClient, HpsError
+from hps.wire.trials import HeartbeatOut
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,8 @@ _OUTAGE_BACKOFF = Backoff(base=0.5, cap=10.0)
 class LeaseKeeper:
     """Heartbeats a trial at a third of its remaining lease (or every ``interval_s`` seconds). ``lost`` is
     set when the service says the lease is gone (409); ``stop_requested`` when it says the trial should
-    stop; ``beats`` counts the heartbeats the service answered."""
+    stop; ``beats`` counts the heartbeats the service answered. :meth:`of_range_test` keeps an lr range
+    test's lease instead."""
 
     def __init__(
         self,
@@ -32,16 +35,25 @@ class LeaseKeeper:
         *,
         interval_s: float | None = None,
     ) -> None:
-        self._client = client
-        self._study_id = study_id
-        self._number = number
         self._expires_at = expires_at
         self._interval_s = interval_s
+        self._label = f"trial {study_id}/{number}"
+        self._send: Callable[[], HeartbeatOut] = lambda: client.heartbeat(study_id, number)
         self.beats = 0
         self.lost = threading.Event()
         self.stop_requested = threading.Event()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease-{study_id}-{number}", daemon=True)
+
+    @classmethod
+    def of_range_test(
+        cls, client: HpsClient, study_id: int, optimizer: str, expires_at: datetime
+    ) -> LeaseKeeper:
+        """A keeper of the lease of the study's lr range test of ``optimizer``."""
+        keeper = cls(client, study_id, -1, expires_at)
+        keeper._label = f"lr range test {study_id}/{optimizer}"
+        keeper._send = lambda: client.heartbeat_range_test(study_id, optimizer)
+        return keeper
 
     def __enter__(self) -> Self:
         return self.start()
@@ -77,15 +89,15 @@ class LeaseKeeper:
         wait = self._interval()
         while not self._done.wait(wait):
             try:
-                answer = self._client.heartbeat(self._study_id, self._number)
+                answer = self._send()
             except HpsError as error:
                 if error.status == 409:
-                    log.warning("trial %s/%s: lease lost (%s)", self._study_id, self._number, error)
+                    log.warning("%s: lease lost (%s)", self._label, error)
                     self.lost.set()
                     return
                 # An outage: keep trying with backoff; the lease may survive a short one, and if it
                 # does not, the service says so (409) once it is back.
-                log.info("heartbeat of trial %s/%s failed: %s", self._study_id, self._number, error)
+                log.info("heartbeat of %s failed: %s", self._label, error)
                 wait = _OUTAGE_BACKOFF.delay(failures) + MIN_INTERVAL_S
                 failures += 1
                 continue

@@ -169,6 +169,19 @@ class BudgetSpec(Frozen):
     timeout_s: float | None = Field(default=None, gt=0, le=366 * 86_400)
 
 
+class LrRangeTestSpec(Frozen):
+    """Before any trial, a learning-rate range test for each optimizer of the search space: a short run
+    whose lr grows exponentially over the space's ``lr`` range; the service narrows that optimizer's range
+    from its loss curve (docs/search-spaces.md, "Learning-rate range test")."""
+
+    steps: int = Field(
+        default=100, ge=10, le=5_000, description="Training steps of each optimizer's test (default 100)."
+    )
+    batch_size: int | None = Field(
+        default=None, ge=1, le=65_536, description="Default: the study's batch size (task or search space)."
+    )
+
+
 class StudySpec(Frozen):
     """A validated study request. See API.md, "A study request"."""
 
@@ -180,6 +193,9 @@ class StudySpec(Frozen):
     sampler: SamplerSpec = Field(default_factory=TpeSampler)
     pruner: PrunerSpec = Field(default_factory=lambda: MedianPruner(name="median"))
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    lr_range_test: LrRangeTestSpec | None = Field(
+        default=None, description="Run an lr range test per optimizer before sampling; null: none."
+    )
 
     @property
     def n_trials(self) -> int:

@@ -19,7 +19,17 @@ from hps.server.api.docs import install_docs
 from hps.server.api.errors import install_error_handlers
 from hps.server.api.limits import BodyLimit, RateLimits
 from hps.server.api.openapi import install_openapi
-from hps.server.api.routes import catalog, health, metrics, schedules, studies, tokens, trials, workers
+from hps.server.api.routes import (
+    catalog,
+    health,
+    metrics,
+    range_tests,
+    schedules,
+    studies,
+    tokens,
+    trials,
+    workers,
+)
 from hps.server.clock import utcnow
 from hps.server.config import Settings
 from hps.server.metrics import Metrics
@@ -108,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
         studies.router,
         schedules.router,
         trials.router,
+        range_tests.router,
         workers.router,
         catalog.router,
         tokens.router,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hps.catalog.families import learning_rates
 from hps.catalog.tasks import DatasetEntry, ModelEntry, TaskInfo
 from hps.server.claims import Claim
+from hps.server.range_tests import StartedRangeTest
+from hps.server.store.range_tests import RangeTestRecord
 from hps.server.store.schedules import ScheduleRecord, ScheduleRunRecord
 from hps.server.store.tokens import TokenRecord
 from hps.server.trials import AskedTrial, ReportAnswer
 from hps.server.views import StudyView, TrialView
 from hps.wire.catalog import EntryOut, LearningRatesOut, TaskOut
+from hps.wire.range_tests import ChosenRangeOut, RangeTestOut, RangeTestsOut, RangeTestWork
 from hps.wire.schedules import (
     IncumbentOut,
     PromotionOut,
@@ -87,10 +92,13 @@ def report_out(answer: ReportAnswer) -> ReportOut:
 
 
 def claim_out(claim: Claim) -> ClaimOut:
-    """A claimed trial."""
+    """Claimed work: a trial or a range test."""
+    started = claim.range_test
     return ClaimOut(
-        study_id=claim.trial.study_id,
-        trial=ask_out(claim.trial),
+        kind="trial" if started is None else "lr_range_test",
+        study_id=claim.study_id,
+        trial=None if claim.trial is None else ask_out(claim.trial),
+        lr_range_test=None if started is None else range_test_work(started),
         task=claim.task,
         metric=claim.metric,
         direction=claim.direction,
@@ -181,3 +189,47 @@ def run_out(run: ScheduleRunRecord) -> ScheduleRunOut:
         evaluated_at=run.evaluated_at,
         created_at=run.created_at,
     )
+
+
+def range_test_work(started: StartedRangeTest) -> RangeTestWork:
+    """A range test handed to a worker."""
+    test = started.test
+    return RangeTestWork(
+        optimizer=test.optimizer,
+        params=test.params,
+        low=test.low,
+        high=test.high,
+        steps=test.steps,
+        batch_size=test.batch_size,
+        attempt=test.attempt,
+        lease=LeaseOut(expires_at=started.lease_expires_at),
+    )
+
+
+def range_test_out(test: RangeTestRecord) -> RangeTestOut:
+    """One optimizer's range test as the API shows it."""
+    return RangeTestOut(
+        optimizer=test.optimizer,
+        state=test.state,
+        attempt=test.attempt,
+        params=test.params,
+        low=test.low,
+        high=test.high,
+        steps=test.steps,
+        batch_size=test.batch_size,
+        points=[(float(lr), float(loss)) for lr, loss in test.points],
+        stopped_early=test.stopped_early,
+        chosen=None if test.chosen is None else ChosenRangeOut(**test.chosen),
+        epochs=test.epochs,
+        wall_time_s=test.wall_time_s,
+        reason=test.reason,
+        worker_id=test.worker_id,
+        started_at=test.started_at,
+        finished_at=test.finished_at,
+    )
+
+
+def range_tests_out(tests: list[RangeTestRecord], lr_ranges: dict[str, Any] | None) -> RangeTestsOut:
+    """A study's range tests and the ranges they chose."""
+    ranges = None if lr_ranges is None else {name: (low, high) for name, (low, high) in lr_ranges.items()}
+    return RangeTestsOut(items=[range_test_out(test) for test in tests], lr_ranges=ranges)

@@ -83,6 +83,42 @@ class StudyRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     warm_start: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Optimizer → [low, high] of lr, once the study's lr range tests have all ended (null before, and
+    # in a study without them): what its sampler searches.
+    lr_ranges: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class RangeTestRow(Base):
+    """One optimizer's learning-rate range test of a study: leased work like a trial, run before the
+    study samples anything (service/range_tests.py)."""
+
+    __tablename__ = "hps_lr_range_tests"
+    __table_args__ = (
+        UniqueConstraint("study_id", "optimizer", name="uq_hps_lr_range_tests_study_id_optimizer"),
+        Index("ix_hps_lr_range_tests_state_lease_expires_at", "state", "lease_expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("hps_studies.id", ondelete="CASCADE"))
+    optimizer: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    low: Mapped[float] = mapped_column(Float)
+    high: Mapped[float] = mapped_column(Float)
+    steps: Mapped[int] = mapped_column(Integer)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    points: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    stopped_early: Mapped[str | None] = mapped_column(String(500))
+    chosen: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    epochs: Mapped[float | None] = mapped_column(Float)
+    wall_time_s: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class WorkerRow(Base):

@@ -41,6 +41,7 @@ class StudyRecord:
     finished_at: datetime | None
     last_claimed_at: datetime | None = None
     warm_start: dict[str, Any] | None = None
+    lr_ranges: dict[str, Any] | None = None
 
 
 def optuna_study_name(project: str, name: str) -> str:
@@ -167,6 +168,12 @@ class StudyRepository:
             update(StudyRow)
             .where(StudyRow.id == study_id)
             .values(state=state, state_reason=reason, updated_at=now, finished_at=finished)
+        )
+
+    def set_lr_ranges(self, study_id: int, ranges: dict[str, Any], now: datetime) -> None:
+        """Record the lr range each optimizer is searched over (once the study's range tests ended)."""
+        self.session.execute(
+            update(StudyRow).where(StudyRow.id == study_id).values(lr_ranges=ranges, updated_at=now)
         )
 
     def delete(self, study_id: int) -> None:

@@ -23,7 +23,8 @@ router = APIRouter(prefix="/v1/workers", tags=["workers"], responses=COMMON)
 def claim(
     body: ClaimIn, hub: Hub = Depends(get_hub), who: Principal = Depends(can_claim)
 ) -> ClaimOut | Response:
-    """Pick a running study with a task this worker can run and budget left, and ask a trial in it."""
+    """Pick a running study with a task this worker can run and budget left, and ask a trial in it; a
+    worker whose `kinds` include `lr_range_test` may get one of a study's lr range tests instead."""
     with hub.metrics.time_claim() as timing:
         found = claims.claim_trial(
             hub.db,
@@ -33,8 +34,9 @@ def claim(
             tasks=body.tasks,
             lease=hub.lease,
             project=who.project,
+            range_tests="lr_range_test" in body.kinds,
         )
-        timing.outcome = "none" if found is None else "trial"
+        timing.outcome = "none" if found is None else "trial" if found.range_test is None else "lr_range_test"
     if found is None:
         hub.metrics.saw_idle_worker(body.worker_id)
         return Response(status_code=204)
