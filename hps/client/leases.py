@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
