@@ -16,6 +16,7 @@ from hps.server.errors import StudyNotFound
 from hps.server.importance import param_importances
 from hps.server.sampling import Sampling
 from hps.server.store.database import Database
+from hps.server.store.range_tests import RangeTestRecord, RangeTestRepository
 from hps.server.store.trials import TrialRepository
 from hps.server.views import StudyView, TrialView, study_views, trial_views
 from hps.wire.reports import Importances
@@ -32,6 +33,7 @@ class Evidence:
     study: StudyView
     trials: list[TrialView]
     importances: Importances
+    range_tests: list[RangeTestRecord]
 
 
 def gather_evidence(
@@ -39,7 +41,7 @@ def gather_evidence(
 ) -> Evidence:
     """Everything a report of the study needs, or ``StudyNotFound`` (also for another project's study)."""
 
-    def work(session: Session) -> tuple[StudyView, list[TrialView]]:
+    def work(session: Session) -> tuple[StudyView, list[TrialView], list[RangeTestRecord]]:
         record = require_study(session, study_id, project)
         repository = TrialRepository(session)
         records, after = [], None
@@ -49,16 +51,17 @@ def gather_evidence(
             if len(page) < _PAGE:
                 break
             after = page[-1].number
-        return study_views(session, [record])[0], trial_views(session, records)
+        tests = RangeTestRepository(session).of_study(study_id)
+        return study_views(session, [record])[0], trial_views(session, records), tests
 
-    study, trials = db.run(work, write=False)
+    study, trials, tests = db.run(work, write=False)
     # hps study ids are Optuna's study ids: both rows are written in one transaction.
     try:
         frozen = sampling.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,))
     except KeyError:  # deleted since it was read above
         raise StudyNotFound(study_id) from None
     importances = param_importances(frozen, study.record.direction, _optuna_names(study.record.spec))
-    return Evidence(study=study, trials=trials, importances=importances)
+    return Evidence(study=study, trials=trials, importances=importances, range_tests=tests)
 
 
 def _optuna_names(spec: dict[str, object]) -> dict[str, str]:

@@ -23,7 +23,7 @@ from hps.cli.common import (
     print_json,
     read_spec_file,
 )
-from hps.cli.view import studies_table, study_details, trial_details, trials_table
+from hps.cli.view import range_tests_table, studies_table, study_details, trial_details, trials_table
 from hps.cli.watch import WatchFormat, wait_until_ended, watch
 from hps.wire.studies import StudyOut
 
@@ -111,10 +111,30 @@ def show(
     token: str = TokenOption,
     output: Output = OutputOption,
 ) -> None:
-    """One study: state, spec, progress and best trial."""
+    """One study: state, spec, progress, lr range tests and best trial."""
     with connect(api, token) as hps:
         found = hps.find_study(study)
-    _show_study(found, output, _console())
+        tests = hps.range_tests(found.id) if found.spec.get("lr_range_test") else None
+    if output is Output.json:
+        print_json(found)
+    else:
+        _console().print(study_details(found, tests))
+
+
+@study_app.command("range-tests")
+def range_tests(
+    study: str = StudyArgument,
+    api: str = ApiOption,
+    token: str = TokenOption,
+    output: Output = OutputOption,
+) -> None:
+    """The study's lr range tests: each optimizer's curve summary and the lr range it is searched over."""
+    with connect(api, token) as hps:
+        found = hps.range_tests(hps.find_study(study).id)
+    if output is Output.json:
+        print_json(found)
+    else:
+        _console().print(range_tests_table(found))
 
 
 @study_app.command("trials")

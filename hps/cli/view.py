@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.table import Table
 
+from hps.wire.range_tests import RangeTestsOut
 from hps.wire.studies import StudyOut
 from hps.wire.trials import TrialOut
 
@@ -62,8 +63,8 @@ def studies_table(studies: Iterable[StudyOut]) -> Table:
     return table
 
 
-def study_details(study: StudyOut) -> RenderableType:
-    """Everything about one study: ``hps study show``."""
+def study_details(study: StudyOut, range_tests: RangeTestsOut | None = None) -> RenderableType:
+    """Everything about one study: ``hps study show`` (with its lr range tests, when it has them)."""
     spec = study.spec
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -82,6 +83,8 @@ def study_details(study: StudyOut) -> RenderableType:
     grid.add_row("created", format_time(study.created_at))
     grid.add_row("finished", format_time(study.finished_at))
     parts: list[RenderableType] = [grid]
+    if range_tests is not None and range_tests.items:
+        parts.append(range_tests_table(range_tests))
     if study.best is not None:
         parts.append(trial_details(study.best, title=f"best trial ({study.metric})"))
     return Group(*parts)
@@ -127,3 +130,24 @@ def _mapping(values: Mapping[str, Any]) -> str:
 
 def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def range_tests_table(tests: RangeTestsOut) -> Table:
+    """One row per optimizer's lr range test: ``hps study range-tests`` and ``hps study show``."""
+    table = Table(title="lr range tests")
+    for column in ("optimizer", "state", "steps", "epochs", "tested", "searched", "lowest loss at", "why"):
+        table.add_column(column, justify="right" if column in ("steps", "epochs") else "left")
+    for test in tests.items:
+        chosen = test.chosen
+        searched = tests.lr_ranges.get(test.optimizer) if tests.lr_ranges else None
+        table.add_row(
+            test.optimizer,
+            test.state + (f" (attempt {test.attempt})" if test.attempt > 1 else ""),
+            str(len(test.points)),
+            "-" if test.epochs is None else f"{test.epochs:.3g}",
+            f"{test.low:.3g}..{test.high:.3g}",
+            "-" if searched is None else f"{searched[0]:.3g}..{searched[1]:.3g}",
+            "-" if chosen is None or chosen.lr_lowest is None else f"{chosen.lr_lowest:.3g}",
+            (chosen.rule if chosen is not None else test.reason) or "",
+        )
+    return table

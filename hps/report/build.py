@@ -25,6 +25,7 @@ from hps.search_spaces import (
     SearchSpaceError,
     compile_space,
 )
+from hps.wire.range_tests import RangeTestOut
 from hps.wire.reports import (
     HistoryPoint,
     Importances,
@@ -65,8 +66,10 @@ def build_report(
     *,
     top: int = TOP_CURVES,
     now: datetime | None = None,
+    range_tests: Sequence[RangeTestOut] = (),
 ) -> StudyReport:
-    """The report of ``study`` from its ``trials`` (any order) and their ``importances``."""
+    """The report of ``study`` from its ``trials`` (any order), their ``importances`` and its lr
+    ``range_tests``."""
     finished = sorted((t for t in trials if t.state not in ("running", "queued")), key=lambda t: t.number)
     ranked = rank_complete(finished, study.direction)
     # A study with a task runs its workers' default optimizer when its space names none.
@@ -89,6 +92,7 @@ def build_report(
         lr_vs_metric=_lr_series(finished, [s.optimizer for s in summaries], label),
         importances=importances,
         recommendation=recommend(study, finished, ranked, summaries, lr_range, label),
+        lr_range_tests=list(range_tests),
     )
 
 

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from hps.search_spaces import ParamValue
 from hps.wire.base import Out
+from hps.wire.range_tests import RangeTestOut
 from hps.wire.studies import ProgressOut
 from hps.wire.trials import CurvePoint
 
@@ -143,3 +144,8 @@ class StudyReport(Out):
     lr_vs_metric: list[LrSeries]
     importances: Importances
     recommendation: Recommendation
+    lr_range_tests: list[RangeTestOut] = Field(
+        default_factory=list,
+        description="The study's lr range tests (empty without `lr_range_test`): each optimizer's loss "
+        "curve and the lr range read off it.",
+    )

@@ -10,6 +10,7 @@ import httpx
 import optuna
 
 from harness.api import assert_error, study_body, unique
+from harness.cli import Hps
 from harness.servers import RunningServer
 from harness.workers import start_worker
 
@@ -80,6 +81,16 @@ def test_a_worker_runs_each_optimizers_test_and_the_study_samples_in_the_ranges_
     for start in trials[:2]:
         low, high = ranges[start["params"]["optimizer"]]
         assert math.isclose(start["params"]["lr"], math.sqrt(low * high))
+    # The report shows each test's curve (one chart per optimizer), and so does the CLI.
+    hps = Hps(api_server.base_url)
+    html = api_server.data_dir / f"report-{study_id}.html"
+    assert hps("report", str(study_id), "--output", str(html)).exit_code == 0
+    page = html.read_text()
+    assert page.count("lr range test: ") == 2 and "Learning-rate range tests" in page
+    shown = hps("study", "range-tests", str(study_id))
+    assert shown.exit_code == 0 and "adamw" in shown.stdout and "sgd" in shown.stdout
+    assert "decades below" in shown.stdout
+    assert "lr range tests" in hps("study", "show", str(study_id)).stdout
     # Optuna sees each optimizer's lr as its own parameter, over its own range.
     loaded = optuna.load_study(study_name=study["optuna_name"], storage=api_server.database_url)
     for frozen in loaded.trials:

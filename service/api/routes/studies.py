@@ -12,7 +12,7 @@ from hps.server.api.auth import can_read, can_write
 from hps.server.api.context import Hub, get_hub
 from hps.server.api.paging import CURSOR_PATTERN, DEFAULT_PAGE, MAX_PAGE, cursor_before, encode_cursor
 from hps.server.api.params import StudyId
-from hps.server.api.render import study_out, trial_out
+from hps.server.api.render import range_test_out, study_out, trial_out
 from hps.server.api.responses import COMMON, STUDY_NOT_FOUND, error
 from hps.server.errors import Forbidden
 from hps.server.evidence import gather_evidence
@@ -95,4 +95,5 @@ def study_report(
     recommendation (docs/report.md). A study without trials gets a report that says so."""
     evidence = gather_evidence(hub.db, hub.sampling, study_id, project=who.project)
     trials = [trial_out(view) for view in evidence.trials]
-    return build_report(study_out(evidence.study), trials, evidence.importances, top=top)
+    tests = [range_test_out(test) for test in evidence.range_tests]
+    return build_report(study_out(evidence.study), trials, evidence.importances, top=top, range_tests=tests)
