@@ -27,8 +27,10 @@ def enqueue_trial(
     *,
     attempt: int = 1,
     retry_of: int | None = None,
+    confirms: int | None = None,
 ) -> int:
-    """Queue a trial with these params (which must fit ``space``); returns its number."""
+    """Queue a trial with these params (which must fit ``space``); returns its number. ``confirms``: the
+    search trial a confirmation run re-runs."""
     trials = TrialRepository(session)
     number = trials.progress([study_id])[study_id].attempts
     fixed, _ = space.encode(params)
@@ -53,6 +55,7 @@ def enqueue_trial(
             created_at=now,
             started_at=None,
             finished_at=None,
+            confirms=confirms,
         )
     )
     return number

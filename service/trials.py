@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from hps.search_spaces import ParamValue
 from hps.server.access import require_study
 from hps.server.clock import utcnow
+from hps.server.confirm import enqueue_confirmations
 from hps.server.errors import (
     BudgetExhausted,
     CompletionConflict,
@@ -244,6 +245,9 @@ def report_trial(
             return ReportAnswer(should_prune=False, should_stop=True)
         if not math.isfinite(report.value):
             return ReportAnswer(should_prune=True, should_stop=False)
+        if trial.confirms is not None:
+            # A confirmation run measures a configuration already chosen: it runs to its end.
+            return ReportAnswer(should_prune=False, should_stop=False)
         runtime = sampling.runtime(study)
         draft = runtime.draft_of(number, study.id)
         if draft is None:
@@ -359,6 +363,7 @@ def finish_trial(
             now,
             attempt=trial.attempt if handed_back else trial.attempt + 1,
             retry_of=trial.number,
+            confirms=trial.confirms,
         )
     changes: dict[str, Any] = {
         "state": completion.state,
@@ -400,6 +405,8 @@ def settle_study(session: Session, study: StudyRecord, plan: StudyPlan, now: dat
         return True
     if progress.running == 0 and progress.queued == 0:
         if progress.finished >= plan.spec.n_trials:
+            if enqueue_confirmations(session, plan, study, now):
+                return False
             studies.set_state(study.id, "completed", reason="budget spent", now=now)
             return True
         if study.deadline_at is not None and now >= study.deadline_at:

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from hps.catalog.trial_params import DEFAULT_OPTIMIZER
+from hps.report.confirmed import confirmed_configs, distinguishable
 from hps.report.summary import NOT_SEARCHED, OptimizerSummary, optimizer_of, summarize_by_optimizer
 from hps.search_spaces import (
     CategoricalParam,
@@ -27,6 +28,7 @@ from hps.search_spaces import (
 )
 from hps.wire.range_tests import RangeTestOut
 from hps.wire.reports import (
+    ConfirmedConfig,
     HistoryPoint,
     Importances,
     LrPoint,
@@ -69,14 +71,20 @@ def build_report(
     range_tests: Sequence[RangeTestOut] = (),
 ) -> StudyReport:
     """The report of ``study`` from its ``trials`` (any order), their ``importances`` and its lr
-    ``range_tests``."""
+    ``range_tests``. Confirmation runs (``budget.confirm``) show in the history and the curves; the
+    per-optimizer table and the search's ranking are of the search trials alone."""
     finished = sorted((t for t in trials if t.state not in ("running", "queued")), key=lambda t: t.number)
-    ranked = rank_complete(finished, study.direction)
+    searched = [t for t in finished if t.confirms is None]
+    ranked = rank_complete(searched, study.direction)
     # A study with a task runs its workers' default optimizer when its space names none.
     default = DEFAULT_OPTIMIZER if study.spec.get("task") else NOT_SEARCHED
     label: Label = partial(optimizer_of, default=default)
-    summaries = summarize_by_optimizer(finished, study.direction, default)
+    summaries = summarize_by_optimizer(searched, study.direction, default)
     lr_range = searched_lr_range(study.spec)
+    confirmed = confirmed_configs(finished, study.direction, label)
+    recommendation = recommend(study, searched, ranked, summaries, lr_range, label)
+    if confirmed and confirmed[0].bound is not None:
+        recommendation = recommend_confirmed(recommendation, confirmed, study.metric)
     return StudyReport(
         study_id=study.id,
         study_name=study.name,
@@ -89,9 +97,10 @@ def build_report(
         history=_history(finished, study.direction, label),
         top_curves=[_curve(trial, label) for trial in ranked[:top]],
         lr_range=lr_range,
-        lr_vs_metric=_lr_series(finished, [s.optimizer for s in summaries], label),
+        lr_vs_metric=_lr_series(searched, [s.optimizer for s in summaries], label),
         importances=importances,
-        recommendation=recommend(study, finished, ranked, summaries, lr_range, label),
+        recommendation=recommendation,
+        confirmed=confirmed,
         lr_range_tests=list(range_tests),
     )
 
@@ -234,6 +243,73 @@ def recommend(
         gap_to_runner_up=gap,
         lr_edge=edge,
     )
+
+
+def recommend_confirmed(
+    searched: Recommendation, confirmed: list[ConfirmedConfig], metric: str
+) -> Recommendation:
+    """The recommendation once confirmation runs have ended: the confirmed configuration with the best
+    pessimistic bound (docs/report.md, "Confirmed configurations"), and whether it is distinguishable from
+    the runner-up."""
+    winner = confirmed[0]
+    assert winner.mean is not None and winner.low is not None and winner.high is not None
+    runner = confirmed[1] if len(confirmed) > 1 else None
+    apart = distinguishable(winner, runner) if runner is not None else None
+    summary = (
+        f"Use {winner.optimizer} with {_describe(winner.params)} (trial {winner.trial}, confirmed): {metric} "
+        f"{winner.mean:.4g} on average over {len(winner.values)} fresh seeds, 90% interval "
+        f"[{winner.low:.4g}, {winner.high:.4g}]"
+    )
+    if winner.search_value is not None:
+        summary += f" (its search run scored {winner.search_value:.4g})"
+    summary += "."
+    reasons = [
+        f"Ranked by the pessimistic end of each confirmed configuration's 90% interval over fresh seeds; "
+        f"{len(confirmed)} configuration(s) confirmed."
+    ]
+    if runner is None:
+        level: Confidence = "medium"
+        reasons.append("Only one configuration was confirmed: nothing to compare it with.")
+    elif apart:
+        level = "high"
+        summary += (
+            f" It is ahead of the runner-up, trial {runner.trial} ({_mean(runner)}), beyond both intervals."
+        )
+        reasons.append("The winner's interval lies apart from the runner-up's.")
+    else:
+        level = "medium"
+        summary += (
+            f" It is not distinguishable from the runner-up, trial {runner.trial} ({_mean(runner)}): their "
+            "intervals overlap, so either will do; confirm with more seeds to separate them."
+        )
+        reasons.append("The winner's and the runner-up's intervals overlap.")
+    if winner.incomplete:
+        level = _at_most(level, "medium")
+        reasons.append(f"{winner.incomplete} of the winner's confirmation runs did not complete.")
+    gap = None
+    if runner is not None and runner.mean is not None:
+        gap = abs(winner.mean - runner.mean)
+    return searched.model_copy(
+        update={
+            "summary": summary,
+            "confidence": level,
+            "reasons": reasons,
+            "best_trial": winner.trial,
+            "best_value": winner.mean,
+            "best_optimizer": winner.optimizer,
+            "best_params": winner.params,
+            "runner_up": runner.optimizer if runner is not None else None,
+            "gap_to_runner_up": gap,
+            "ranked_by": "confirmed bound",
+            "distinguishable": apart,
+        }
+    )
+
+
+def _mean(config: ConfirmedConfig) -> str:
+    if config.mean is None or config.low is None or config.high is None:
+        return f"{config.incomplete} of its runs did not complete"
+    return f"{config.mean:.4g}, interval [{config.low:.4g}, {config.high:.4g}]"
 
 
 def _confidence(

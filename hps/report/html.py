@@ -15,6 +15,7 @@ from html import escape
 from hps.report.svg import Point, Series, bar_chart, chart, plot_axes
 from hps.wire.range_tests import RangeTestOut
 from hps.wire.reports import (
+    ConfirmedConfig,
     Importances,
     LrSeries,
     OptimizerRow,
@@ -65,6 +66,7 @@ def render_report(report: StudyReport) -> str:
     body = [
         _header(report),
         _recommendation(report.recommendation, report.metric),
+        _confirmed(report.confirmed, report.recommendation.distinguishable, colors),
         _optimizer_table(report.optimizers, colors),
         _history(report, colors),
         _curves(report.top_curves, report.metric, colors),
@@ -122,6 +124,46 @@ def _recommendation(advice: Recommendation, metric: str) -> str:
         f'<p class="summary">{escape(advice.summary)}</p>'
         f'<p>Confidence: <span class="confidence {advice.confidence}">{advice.confidence}</span></p>'
         f"<ul>{reasons}</ul>{params}</div></section>"
+    )
+
+
+def _confirmed(configs: list[ConfirmedConfig], apart: bool | None, colors: dict[str, str]) -> str:
+    """The configurations re-run with fresh seeds, best bound first, with mean ± half-interval."""
+    if not configs:
+        return ""
+    head = (
+        "<tr><th>rank</th><th>trial</th><th>optimizer</th><th>params</th><th>search run</th>"
+        "<th>mean ± 90% interval</th><th>interval</th><th>runs</th><th>not complete</th></tr>"
+    )
+    rows = []
+    for rank, config in enumerate(configs, start=1):
+        color = colors.get(config.optimizer, PALETTE[-1])
+        spread = "-"
+        interval = "-"
+        if config.mean is not None and config.low is not None and config.high is not None:
+            spread = f"{config.mean:.4g} ± {(config.high - config.low) / 2:.2g}"
+            interval = f"[{config.low:.4g}, {config.high:.4g}]"
+        params = ", ".join(f"{name} {_value(value)}" for name, value in config.params.items())
+        rows.append(
+            f"<tr><td>{rank}</td><td>{config.trial}</td><td>{_swatch(color)}{escape(config.optimizer)}</td>"
+            f"<td>{escape(params)}</td><td>{_number(config.search_value)}</td><td>{spread}</td>"
+            f"<td>{interval}</td><td>{len(config.values)}</td><td>{config.incomplete}</td></tr>"
+        )
+    if apart is None:
+        verdict = ""
+    elif apart:
+        verdict = "The winner's interval lies apart from the runner-up's: it is better on fresh seeds."
+    else:
+        verdict = (
+            "<b>The winner is not distinguishable from the runner-up</b>: their intervals overlap, so either "
+            "will do; more seeds would separate them."
+        )
+    return (
+        '<section id="confirmed"><h2>Confirmed on fresh seeds</h2>'
+        f'<div class="wide"><table class="optimizers">{head}{"".join(rows)}</table></div>'
+        f'<p class="note">After the search, each of these configurations ran again with new seeds; they are '
+        f"ranked by the pessimistic end of the 90% interval of those runs (the search run, picked for being "
+        f"best, is left out). {verdict}</p></section>"
     )
 
 

@@ -106,6 +106,27 @@ class Importances(Out):
     notes: list[str] = Field(description="Why some or all importances are missing, for a person.")
 
 
+class ConfirmedConfig(Out):
+    """A configuration re-run with fresh seeds after the search (``budget.confirm``), judged by those runs
+    alone: the mean, the two-sided 90% Student-t interval and its pessimistic end, the ``bound`` it is
+    ranked by (the lower end when maximizing, the upper when minimizing)."""
+
+    trial: int = Field(description="The search trial whose configuration was confirmed.")
+    optimizer: str
+    params: dict[str, ParamValue]
+    search_value: float | None = Field(description="What the search trial scored (a biased, lucky draw).")
+    runs: list[int] = Field(description="The confirmation trials' numbers.")
+    values: list[float] = Field(description="The metric of each complete confirmation run.")
+    incomplete: int = Field(
+        description="Confirmation runs that did not complete (diverged, failed, stopped)."
+    )
+    mean: float | None
+    std: float | None
+    low: float | None = Field(description="The interval's lower end (null with fewer than 2 values).")
+    high: float | None
+    bound: float | None = Field(description="The end of the interval the ranking uses.")
+
+
 class Recommendation(Out):
     """What to use, and how sure the report is."""
 
@@ -123,6 +144,16 @@ class Recommendation(Out):
         description="Best value minus the runner-up's, in the better direction."
     )
     lr_edge: Literal["low", "high"] | None = Field(description="The best lr sits at this edge of the range.")
+    ranked_by: Literal["best run", "confirmed bound"] = Field(
+        default="best run",
+        description="`confirmed bound` once confirmation runs (budget.confirm) have ended: the winner is the "
+        "confirmed configuration with the best pessimistic end of its interval.",
+    )
+    distinguishable: bool | None = Field(
+        default=None,
+        description="Whether the confirmed winner's interval is apart from the runner-up's (null unless "
+        "ranked by confirmed bound with two intervals to compare).",
+    )
 
 
 class StudyReport(Out):
@@ -144,6 +175,10 @@ class StudyReport(Out):
     lr_vs_metric: list[LrSeries]
     importances: Importances
     recommendation: Recommendation
+    confirmed: list[ConfirmedConfig] = Field(
+        default_factory=list,
+        description="Configurations re-run with fresh seeds (budget.confirm), best bound first.",
+    )
     lr_range_tests: list[RangeTestOut] = Field(
         default_factory=list,
         description="The study's lr range tests (empty without `lr_range_test`): each optimizer's loss "

@@ -156,9 +156,17 @@ PrunerSpec = Annotated[
 ]
 
 
+class ConfirmSpec(Frozen):
+    """After the search, re-run the ``top_k`` best configurations ``seeds`` times each with fresh seeds,
+    and recommend by a confidence bound over those runs rather than by one run's value."""
+
+    top_k: int = Field(default=3, ge=1, le=20, description="Distinct configurations to confirm (default 3).")
+    seeds: int = Field(default=3, ge=2, le=20, description="Fresh-seed runs of each (default 3).")
+
+
 class BudgetSpec(Frozen):
     """How much a study may spend. ``n_trials`` counts every trial that was handed out, except
-    failed attempts that were retried."""
+    failed attempts that were retried; confirmation runs (``confirm``) come on top of it."""
 
     n_trials: int | None = Field(
         default=None, ge=1, le=MAX_TRIALS, description="Default 20; a grid's size for grid search."
@@ -167,6 +175,9 @@ class BudgetSpec(Frozen):
     max_failed: int = Field(default=10, ge=1, le=MAX_TRIALS)
     max_retries: int = Field(default=2, ge=0, le=10)
     timeout_s: float | None = Field(default=None, gt=0, le=366 * 86_400)
+    confirm: ConfirmSpec | None = Field(
+        default=None, description="Re-run the best configurations with fresh seeds after the search."
+    )
 
 
 class LrRangeTestSpec(Frozen):

@@ -100,6 +100,11 @@ class TrialOut(Out):
     attrs: dict[str, Any]
     attempt: int
     retry_of: int | None
+    confirms: int | None = Field(
+        default=None,
+        description="A confirmation run: the number of the search trial whose configuration it re-runs "
+        "with a fresh seed (`budget.confirm`); null for a search trial.",
+    )
     started_at: datetime | None
     finished_at: datetime | None
 

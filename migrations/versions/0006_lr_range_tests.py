@@ -1,4 +1,4 @@
-"""Learning-rate range tests before a study samples
+"""Learning-rate range tests before a study samples, and confirmation runs after it
 
 Revision ID: 0006
 Revises: 0005
@@ -8,6 +8,7 @@ Create Date: 2026-12-02
   trial (state, attempt, worker, lease), its loss curve and the range read off it.
 - ``hps_studies.lr_ranges``: optimizer → [low, high] of lr once the tests have ended; what the sampler
   searches.
+- ``hps_trials.confirms``: a confirmation run (``budget.confirm``) names the search trial it re-runs.
 """
 
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("hps_studies") as batch:
         batch.add_column(sa.Column("lr_ranges", sa.JSON(), nullable=True))
+    with op.batch_alter_table("hps_trials") as batch:
+        batch.add_column(sa.Column("confirms", sa.Integer(), nullable=True))
     op.create_table(
         "hps_lr_range_tests",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -69,5 +72,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_hps_lr_range_tests_state_lease_expires_at", table_name="hps_lr_range_tests")
     op.drop_table("hps_lr_range_tests")
+    with op.batch_alter_table("hps_trials") as batch:
+        batch.drop_column("confirms")
     with op.batch_alter_table("hps_studies") as batch:
         batch.drop_column("lr_ranges")

@@ -53,6 +53,7 @@ LINKS: dict[tuple[str, str, str], dict[str, tuple[str, str, dict[str, str]]]] = 
         "ListTrials": ("get", "/v1/studies/{study_id}/trials", _STUDY),
         "CancelStudy": ("post", "/v1/studies/{study_id}/cancel", _STUDY),
         "StudyReport": ("get", "/v1/studies/{study_id}/report", _STUDY),
+        "RangeTests": ("get", "/v1/studies/{study_id}/lr-range-tests", _STUDY),
     },
     ("post", "/v1/studies/{study_id}/trials", "201"): {
         "GetTrial": ("get", _TRIAL_PATH, _TRIAL),

@@ -42,6 +42,7 @@ def trial_out(view: TrialView) -> TrialOut:
         attrs=record.attrs,
         attempt=record.attempt,
         retry_of=record.retry_of,
+        confirms=record.confirms,
         started_at=record.started_at,
         finished_at=record.finished_at,
     )

@@ -174,6 +174,8 @@ class TrialRow(Base):
     worker_id: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     completion: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A confirmation run (budget.confirm): the search trial whose configuration it re-runs.
+    confirms: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

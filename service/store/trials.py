@@ -39,6 +39,7 @@ class TrialRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    confirms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +174,13 @@ class TrialRepository:
             .limit(limit)
         )
         return [_record(row) for row in self.session.execute(query).scalars()]
+
+    def has_confirmations(self, study_id: int) -> bool:
+        """Whether the study's confirmation runs were ever queued."""
+        query = (
+            select(TrialRow.id).where(TrialRow.study_id == study_id, TrialRow.confirms.is_not(None)).limit(1)
+        )
+        return self.session.execute(query).first() is not None
 
     def queued(self, study_id: int) -> list[TrialRecord]:
         """Every queued attempt of the study."""
