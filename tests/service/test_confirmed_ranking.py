@@ -19,8 +19,8 @@ def trial(
 ) -> TrialOut:
     return TrialOut(
         number=number, state=state, params={"optimizer": "adamw", "lr": 1e-3 * (confirms or number + 1)},
-        value=value if state == "complete" else None, reason=None, intermediate_values=[], attrs={}, attempt=1,
-        retry_of=None, confirms=confirms, started_at=NOW, finished_at=NOW,
+        value=value if state == "complete" else None, reason=None, intermediate_values=[], attrs={},
+        attempt=1, retry_of=None, confirms=confirms, started_at=NOW, finished_at=NOW,
     )  # fmt: skip
 
 
