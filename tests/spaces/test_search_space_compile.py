@@ -367,7 +367,7 @@ def test_per_optimizer_lr_ranges_are_sampled_as_their_own_optuna_params() -> Non
         assert values == trial.params
     assert {"lr", "lr@adamw", "lr@sgd"} <= set(narrowed.distributions())
     with pytest.raises(ParamsMismatch, match=r"lr: 0.5 is outside \[0.001, 0.1\]"):
-        narrowed.encode({"optimizer": "sgd", "lr": 0.5, "momentum": 0.9, "batch_size": 16})
+        narrowed.encode({"optimizer": "sgd", "lr": 0.5, "momentum": 0.9})
 
 
 @pytest.mark.parametrize(
