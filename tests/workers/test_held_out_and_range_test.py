@@ -4,6 +4,7 @@ the learning-rate range test, on the real digits task."""
 from __future__ import annotations
 
 import collections
+import itertools
 import math
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def test_debian_packages_is_balanced_with_a_held_out_test_split() -> None:
     data = read_labelled_texts(Path(entry.path), "text", "label", 0.2)
     assert len(data.label_names) == 12
     per_split = collections.Counter(
-        (data.label_names[label], split) for label, split in zip(data.labels, data.splits)
+        (data.label_names[label], split) for label, split in zip(data.labels, data.splits, strict=False)
     )
     for name in data.label_names:
         assert (per_split[(name, "train")], per_split[(name, "val")], per_split[(name, "test")]) == (
@@ -79,7 +80,7 @@ def test_the_range_test_grows_the_lr_exponentially_and_costs_its_steps_in_epochs
     assert outcome.stopped_early is None and len(outcome.points) == 40
     rates = [point.lr for point in outcome.points]
     assert math.isclose(rates[0], 1e-6) and math.isclose(rates[-1], 1e-2)
-    ratios = {round(b / a, 9) for a, b in zip(rates, rates[1:])}
+    ratios = {round(b / a, 9) for a, b in itertools.pairwise(rates)}
     assert len(ratios) == 1  # a constant factor per step
     assert math.isclose(outcome.epochs, 40 / 4)  # 50 training images in batches of 16: 4 steps an epoch
 
