@@ -42,8 +42,9 @@ from hps.server.store.database import Database
 from hps.server.store.range_tests import ENDED_STATES, RangeTestRecord, RangeTestRepository
 from hps.server.store.studies import StudyRecord, StudyRepository
 from hps.server.store.trials import TrialRepository
+from hps.server.trials import must_stop, should_retry
 from hps.wire.range_tests import RangeTestCompletion
-from hps.wire.reasons import RETRYABLE, ReasonCode, reason, reason_code
+from hps.wire.reasons import ReasonCode, reason, reason_code
 from hps.wire.studies import GridSampler, StudySpec
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def heartbeat_range_test(
         test = _running_test(session, study_id, optimizer)
         expires = moment + lease
         RangeTestRepository(session).update(test.id, lease_expires_at=expires)
-        return expires, study.state != "running"
+        return expires, must_stop(study, moment)
 
     return db.run(work, write=True)
 
@@ -319,7 +320,7 @@ def _finish(
         points = [RangeTestPoint(lr, loss) for lr, loss in completion.points]
         changes["chosen"] = asdict(narrow_lr_range(points, test.low, test.high))
         changes["state"] = "complete"
-    elif _retry(plan, test, completion):
+    elif should_retry(plan, test.attempt, completion.reason):
         handed_back = reason_code(completion.reason) == ReasonCode.INTERRUPTED
         changes.update(
             state="queued",
@@ -332,13 +333,6 @@ def _finish(
         changes["state"] = "failed"
     RangeTestRepository(session).update(test.id, **changes)
     return _replace(test, changes)
-
-
-def _retry(plan: StudyPlan, test: RangeTestRecord, completion: RangeTestCompletion) -> bool:
-    code = reason_code(completion.reason)
-    if code == ReasonCode.INTERRUPTED:
-        return True
-    return code in RETRYABLE and test.attempt <= plan.spec.budget.max_retries
 
 
 def _running_test(session: Session, study_id: int, optimizer: str) -> RangeTestRecord:

@@ -241,7 +241,7 @@ def report_trial(
         optuna_tables = OptunaTables(session)
         optuna_tables.set_intermediate_value(trial.optuna_trial_id, report.step, report.value)
         TrialRepository(session).update(trial.id, lease_expires_at=moment + lease)
-        if _must_stop(study, moment):
+        if must_stop(study, moment):
             return ReportAnswer(should_prune=False, should_stop=True)
         if not math.isfinite(report.value):
             return ReportAnswer(should_prune=True, should_stop=False)
@@ -283,7 +283,7 @@ def heartbeat_trial(
         study, trial = _running_trial(session, study_id, number, project)
         expires = moment + lease
         TrialRepository(session).update(trial.id, lease_expires_at=expires)
-        return expires, _must_stop(study, moment)
+        return expires, must_stop(study, moment)
 
     return db.run(work, write=True)
 
@@ -351,7 +351,7 @@ def finish_trial(
         value = _last_finite(optuna_tables, trial.optuna_trial_id)
     optuna_tables.finish_trial(trial.optuna_trial_id, state, value, optuna_user_attrs(completion), now)
     retry_number = None
-    if completion.state == "failed" and _should_retry(plan, trial, completion):
+    if completion.state == "failed" and should_retry(plan, trial.attempt, completion.reason):
         # A trial handed back by a stopping worker was not tried out: its retry keeps the attempt number.
         # A worker asked to stop (SIGTERM, preemption) hands its trial back: never a failure.
         handed_back = reason_code(completion.reason) == ReasonCode.INTERRUPTED
@@ -476,7 +476,8 @@ def _running_trial(
     return study, trial
 
 
-def _must_stop(study: StudyRecord, now: datetime) -> bool:
+def must_stop(study: StudyRecord, now: datetime) -> bool:
+    """Whether running work of the study should stop: it no longer runs, or ran past its timeout."""
     out_of_time = study.deadline_at is not None and now >= study.deadline_at
     return study.state != "running" or out_of_time
 
@@ -487,8 +488,10 @@ def _last_finite(optuna_tables: OptunaTables, optuna_trial_id: int) -> float | N
     return finite[-1] if finite else None
 
 
-def _should_retry(plan: StudyPlan, trial: TrialRecord, completion: Completion) -> bool:
-    code = reason_code(completion.reason)
+def should_retry(plan: StudyPlan, attempt: int, failure: str | None) -> bool:
+    """Whether work that failed with reason ``failure`` on ``attempt`` is queued again: always when it was
+    handed back (interrupted), for an infrastructure failure while ``budget.max_retries`` allows."""
+    code = reason_code(failure)
     if code == ReasonCode.INTERRUPTED:
         return True
-    return code in RETRYABLE and trial.attempt <= plan.spec.budget.max_retries
+    return code in RETRYABLE and attempt <= plan.spec.budget.max_retries
