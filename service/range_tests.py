@@ -35,7 +35,7 @@ from hps.search_spaces import (
 from hps.search_spaces.lr_range import RangeTestPoint, narrow_lr_range
 from hps.server.access import require_study
 from hps.server.clock import utcnow
-from hps.server.errors import InvalidInput, RangeTestLeaseLost, RangeTestNotFound
+from hps.server.errors import DomainError, InvalidInput, RangeTestLeaseLost, RangeTestNotFound
 from hps.server.plans import StudyPlan
 from hps.server.sampling import Sampling
 from hps.server.store.database import Database
@@ -253,7 +253,12 @@ def reap_expired_range_tests(db: Database, sampling: Sampling, now: datetime | N
             log.warning("reaped the lr range test of %s in study %s", optimizer, study_id)
             return True
 
-        reaped += db.run(work, write=True)
+        try:
+            reaped += db.run(work, write=True)
+        except DomainError as error:  # e.g. the study was deleted meanwhile: reap the others
+            log.info(
+                "not reaping the lr range test %s/%s: %s", candidate.study_id, candidate.optimizer, error
+            )
     return reaped
 
 
