@@ -21,7 +21,7 @@ How texts become examples, from the dataset's options:
 * ``padding``: ``longest`` (default) pads each batch to its longest example, ``max_length`` to
   ``block_size``. Padding is masked out of attention and out of the loss and metrics.
 
-The built-ins need no files: the model ``docstrings-gpt`` is a small GPT-2 that hps pretrains once (about a
+The built-ins need no files: the model ``docstrings-gpt`` is a small GPT-2 that hps pretrains once (under a
 minute on a CPU, seeded, on one thread) on the Python standard library's docstrings that hps ships
 (``python-docstrings.txt``) and caches as a Hugging Face directory, ``cache_dir/docstrings-gpt-v1``, with a
 byte-level tokenizer written by hps (the GPT-2 byte alphabet and no merges: one token a byte, nothing to
@@ -71,8 +71,8 @@ RECIPE_VERSION = 1
 _PRETRAIN_SEED = 0
 _PRETRAIN_BLOCK = 64
 _PRETRAIN_BATCH = 32
-_PRETRAIN_EPOCHS = 2
-_PRETRAIN_LR = 3e-3
+_PRETRAIN_EPOCHS = 1
+_PRETRAIN_LR = 5e-3
 _GPT = {"n_positions": 128, "n_embd": 64, "n_layer": 2, "n_head": 4}
 END_OF_TEXT = "<|endoftext|>"
 
@@ -264,14 +264,9 @@ def load_causal_lm(model_dir: Path) -> tuple[Any, nn.Module]:
     if not model_dir.is_dir():
         raise ValueError(f"model directory {model_dir} does not exist or is not a directory")
     check_model_directory(model_dir)
-    # Read by huggingface_hub when it is first imported: make sure no worker ever reaches for the network.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    _offline_and_quiet()
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as transformers_logging
 
-    transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(
@@ -281,6 +276,17 @@ def load_causal_lm(model_dir: Path) -> tuple[Any, nn.Module]:
         raise ValueError(f"model directory {model_dir} is not a causal LM with its tokenizer: {error}") from None
     log.info("loaded the causal LM in %s (%s)", model_dir, type(model).__name__)
     return tokenizer, cast(nn.Module, model)
+
+
+def _offline_and_quiet() -> None:
+    """Keep transformers off the network and out of the worker's log (progress bars, coloured tables)."""
+    # Read by huggingface_hub when it is first imported: make sure no worker ever reaches for the network.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def read_texts(path: Path, text_column: str, val_fraction: float) -> Texts:
@@ -391,7 +397,6 @@ def write_byte_tokenizer(folder: Path) -> None:
         "eos_token": END_OF_TEXT,
         "unk_token": END_OF_TEXT,
         "add_prefix_space": False,
-        "model_max_length": _GPT["n_positions"],
     }
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
 
@@ -400,6 +405,7 @@ def pretrain_builtin_model(folder: Path) -> None:
     """Pretrain the small GPT-2 on the docstrings corpus with the fixed recipe and save it in ``folder``
     (which already holds the tokenizer). Deterministic: seeded, on the CPU and on one thread; the process's
     random state and thread count are restored after."""
+    _offline_and_quiet()
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     started = time.perf_counter()
@@ -447,5 +453,5 @@ def pretrain_builtin_model(folder: Path) -> None:
         len(data),
         PRETRAIN_CORPUS,
         time.perf_counter() - started,
-        float(loss),
+        float(loss.detach()),
     )
