@@ -59,9 +59,9 @@ def docstrings(source: Path) -> Iterator[str]:
         return
     nodes: list[ast.AST] = [tree]
     for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and not node.name.startswith(
-            "_"
-        ):
+        if isinstance(
+            node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+        ) and not node.name.startswith("_"):
             nodes.append(node)
     for node in nodes:
         text = ast.get_docstring(node, clean=False)  # type: ignore[arg-type]
@@ -119,7 +119,8 @@ def main() -> None:
     (args.output_dir / "python-docstrings.txt").write_text(corpus, encoding="utf-8")
     records = fine_tuning_records(DATA / "debian-packages.csv")
     (args.output_dir / "debian-descriptions.jsonl").write_text(records, encoding="utf-8")
-    print(f"wrote {corpus.count(chr(10) * 2) + 1} paragraphs ({len(corpus)} bytes) and {records.count(chr(10))} records")
+    paragraphs = corpus.count("\n\n") + 1
+    print(f"wrote {paragraphs} paragraphs ({len(corpus)} bytes) and {records.count(chr(10))} records")
 
 
 if __name__ == "__main__":

@@ -134,8 +134,8 @@ def builtin_models() -> list[ModelEntry]:
             task="causal-lm",
             family="transformer",
             description=(
-                "A small GPT-2 (2 layers, 64 wide, byte-level tokenizer) hps pretrains on the Python standard "
-                "library's docstrings it ships (cached as a Hugging Face directory with safetensors weights)."
+                "A small GPT-2 (2 layers, 64 wide, byte-level tokenizer) hps pretrains on the Python "
+                "standard library's docstrings it ships (cached as a Hugging Face directory, safetensors)."
             ),
         ),
     ]
@@ -184,8 +184,8 @@ def builtin_datasets() -> list[DatasetEntry]:
             name="debian-descriptions",
             task="causal-lm",
             description=(
-                "Debian 12's one-line package descriptions as JSONL, 941 train, 202 val and 201 held-out test "
-                "texts: a different domain from the docstrings docstrings-gpt was pretrained on."
+                "Debian 12's one-line package descriptions as JSONL, 941 train, 202 val and 201 held-out "
+                "test texts: a different domain from the docstrings docstrings-gpt was pretrained on."
             ),
             path=Path(str(resources.files("hps.catalog") / "data" / "debian-descriptions.jsonl")),
             options={"block_size": 64, "packing": True},

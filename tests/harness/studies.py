@@ -1,5 +1,6 @@
 """A study run end to end: created over HTTP on a real server, its trials run by real ``hps worker``
-processes (``--once``: they exit when no trial is left), and read back with its trials and the workers' logs."""
+processes (``--once``: they exit when no trial is left), and read back with its trials and the workers'
+logs."""
 
 from __future__ import annotations
 
@@ -17,7 +18,11 @@ def run_study_with_workers(
     """Create the study ``spec`` describes (``study_body`` defaults, the task's own metric), run ``workers``
     workers (given the operator's ``registry`` file, when there is one) until they exit, and return the
     study with ``trials`` and ``worker_log`` added. A worker that exits with an error fails the test."""
-    body = {key: value for key, value in study_body(unique(), **spec).items() if key not in ("metric", "direction")}
+    body = {
+        key: value
+        for key, value in study_body(unique(), **spec).items()
+        if key not in ("metric", "direction")
+    }
     with server.client() as client:
         created = client.post("/v1/studies", json=body)
         assert created.status_code == 201, created.text

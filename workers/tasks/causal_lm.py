@@ -73,7 +73,7 @@ _PRETRAIN_BLOCK = 64
 _PRETRAIN_BATCH = 32
 _PRETRAIN_EPOCHS = 1
 _PRETRAIN_LR = 5e-3
-_GPT = {"n_positions": 128, "n_embd": 64, "n_layer": 2, "n_head": 4}
+_CONTEXT, _WIDTH, _LAYERS, _HEADS = 128, 64, 2, 4
 END_OF_TEXT = "<|endoftext|>"
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class Texts:
 
 @dataclass(frozen=True)
 class TokenBatch:
-    """Token ids, attention mask and labels (the ids, with padding as ``IGNORE``), all [B, T] on one device."""
+    """Token ids, attention mask and labels (the ids, padding as ``IGNORE``), all [B, T] on one device."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
@@ -152,21 +152,28 @@ class CausalLMTask:
     """The pretrained LM (kept on the CPU, never trained) and the corpus cut into examples (in memory)."""
 
     def __init__(self, pretrained: nn.Module, tokenizer: Any, texts: Texts, layout: Layout) -> None:
-        context = int(getattr(pretrained.config, "n_positions", 0) or pretrained.config.max_position_embeddings)
+        config = cast(Any, pretrained).config
+        # GPT-2's configuration calls its context n_positions; most other causal LMs' max_position_embeddings.
+        context = int(getattr(config, "n_positions", 0) or config.max_position_embeddings)
         if layout.block_size > context:
             raise ValueError(
-                f"option 'block_size' is {layout.block_size}, more than the model's context of {context} tokens"
+                f"option 'block_size' is {layout.block_size}, more than the model's context of {context} "
+                "tokens"
             )
         end = tokenizer.eos_token_id
         if end is None:
-            raise ValueError("the model's tokenizer has no end-of-text token (eos_token) to end and pad texts")
+            raise ValueError(
+                "the model's tokenizer has no end-of-text token (eos_token) to end and pad texts"
+            )
         self._pretrained = pretrained
         self._pad = int(end)
         self._layout = layout
         ids = tokenizer(texts.texts, add_special_tokens=False)["input_ids"]
         self._examples: dict[Split, list[list[int]]] = {}
         for split in ("train", "val", "test"):
-            chosen = [list(tokens) + [self._pad] for tokens, name in zip(ids, texts.splits, strict=True) if name == split]
+            chosen = [
+                [*tokens, self._pad] for tokens, name in zip(ids, texts.splits, strict=True) if name == split
+            ]
             self._examples[split] = _examples(chosen, layout)
         if not self._examples["train"] or not self._examples["val"]:
             raise ValueError("the corpus has no training or no validation tokens")
@@ -187,7 +194,8 @@ class CausalLMTask:
     def train_batches(
         self, batch_size: int, generator: torch.Generator, device: torch.device
     ) -> Iterator[TokenBatch]:
-        """Every training example once, in an order drawn from ``generator``; the last batch may be smaller."""
+        """Every training example once, in an order drawn from ``generator``; the last batch may be
+        smaller."""
         examples = self._examples["train"]
         order = torch.randperm(len(examples), generator=generator, device=generator.device).tolist()
         return self._batches([examples[i] for i in order], batch_size, device)
@@ -224,7 +232,9 @@ class CausalLMTask:
         loss = total / count
         return {"loss": loss, "perplexity": math.exp(min(loss, 700.0))}  # exp overflows a float past ~709
 
-    def _batches(self, examples: list[list[int]], batch_size: int, device: torch.device) -> Iterator[TokenBatch]:
+    def _batches(
+        self, examples: list[list[int]], batch_size: int, device: torch.device
+    ) -> Iterator[TokenBatch]:
         for start in range(0, len(examples), batch_size):
             yield self._batch(examples[start : start + batch_size], device)
 
@@ -268,12 +278,20 @@ def load_causal_lm(model_dir: Path) -> tuple[Any, nn.Module]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(model_dir), local_files_only=True, trust_remote_code=False
+        )
         model = AutoModelForCausalLM.from_pretrained(
-            str(model_dir), local_files_only=True, trust_remote_code=False, use_safetensors=True, weights_only=True
+            str(model_dir),
+            local_files_only=True,
+            trust_remote_code=False,
+            use_safetensors=True,
+            weights_only=True,
         )
     except (OSError, KeyError) as error:
-        raise ValueError(f"model directory {model_dir} is not a causal LM with its tokenizer: {error}") from None
+        raise ValueError(
+            f"model directory {model_dir} is not a causal LM with its tokenizer: {error}"
+        ) from None
     log.info("loaded the causal LM in %s (%s)", model_dir, type(model).__name__)
     return tokenizer, cast(nn.Module, model)
 
@@ -329,7 +347,9 @@ def _read_jsonl(path: Path, text_column: str) -> tuple[list[str], list[Split] | 
             raise ValueError(f"dataset {path}: line {number} has no string {text_column!r}: {record!r:.200}")
         split = record.get(SPLIT_COLUMN)
         if split not in (None, "train", "val", "test"):
-            raise ValueError(f"dataset {path}: line {number} has split {split!r}; expected train, val or test")
+            raise ValueError(
+                f"dataset {path}: line {number} has split {split!r}; expected train, val or test"
+            )
         texts.append(text)
         splits.append(split)
     if all(split is None for split in splits):
@@ -379,7 +399,11 @@ def ensure_builtin_model(cache_dir: Path) -> Path:
 def byte_alphabet() -> list[str]:
     """GPT-2's byte-level alphabet: for each byte 0..255, the printable character that stands for it in
     the vocabulary (printable Latin-1 bytes stand for themselves; the others, in order, for U+0100 on)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     shifted = iter(range(256, 512))
     return [chr(byte) if byte in printable else chr(next(shifted)) for byte in range(256)]
 
@@ -414,16 +438,19 @@ def pretrain_builtin_model(folder: Path) -> None:
     texts = [" ".join(block.split()) for block in corpus.read_text(encoding="utf-8").split("\n\n")]
     ids = tokenizer([text for text in texts if text], add_special_tokens=False)["input_ids"]
     end = int(tokenizer.eos_token_id)
-    blocks = _examples([list(tokens) + [end] for tokens in ids], Layout(block_size=_PRETRAIN_BLOCK))
+    blocks = _examples([[*tokens, end] for tokens in ids], Layout(block_size=_PRETRAIN_BLOCK))
     data = torch.tensor([block for block in blocks if len(block) == _PRETRAIN_BLOCK], dtype=torch.long)
     config = GPT2Config(
         vocab_size=len(tokenizer),
         bos_token_id=end,
         eos_token_id=end,
+        n_positions=_CONTEXT,
+        n_embd=_WIDTH,
+        n_layer=_LAYERS,
+        n_head=_HEADS,
         resid_pdrop=0.0,
         embd_pdrop=0.0,
         attn_pdrop=0.0,
-        **_GPT,
     )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

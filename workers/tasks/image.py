@@ -206,7 +206,8 @@ def _normalise(images: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def head_name(model: nn.Module) -> str:
-    """The name of the linear layer a fine-tuning run replaces: a ResNet's ``fc``, a VGG's ``classifier.6``."""
+    """The name of the linear layer a fine-tuning run replaces: a ResNet's ``fc``, a VGG's
+    ``classifier.6``."""
     for name in ("fc", VGG_HEAD):
         try:
             if isinstance(model.get_submodule(name), nn.Linear):
@@ -408,7 +409,8 @@ def ensure_shapes_weights(cache_dir: Path) -> Path:
 
 def ensure_shapes_vgg_weights(cache_dir: Path) -> Path:
     """``cache_dir/shapes-vgg11-bn-v1.safetensors``: a VGG-11 with batch norm (torchvision's layout, a
-    256-wide classifier) pretrained the first time on the same other shapes; locked and atomic the same way."""
+    256-wide classifier) pretrained the first time on the same other shapes; locked and atomic the same
+    way."""
     return _ensure_weights(cache_dir / SHAPES_VGG_WEIGHTS, pretrain_shapes_vgg)
 
 
@@ -447,7 +449,9 @@ def pretrain_shapes_vgg() -> nn.Module:
 
 def _pretrain_on_source_shapes(build: Callable[[], nn.Module], per_class: int) -> nn.Module:
     rng = np.random.default_rng(2)
-    pixels = np.stack([draw_shape(kind, rng, SHAPES_SIZE) for kind in SOURCE_SHAPES for _ in range(per_class)])
+    pixels = np.stack(
+        [draw_shape(kind, rng, SHAPES_SIZE) for kind in SOURCE_SHAPES for _ in range(per_class)]
+    )
     images = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
     labels = torch.arange(len(SOURCE_SHAPES)).repeat_interleave(per_class)
     cpu = torch.device("cpu")

@@ -20,13 +20,13 @@ from torch import nn
 
 # Output channels of each 3x3 convolution, "M" a max-pool: torchvision's configurations A, B, D and E.
 STAGES: dict[str, tuple[int | str, ...]] = {
-    "vgg11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
-    "vgg13": (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
-    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
-    "vgg19": (
-        64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
-        512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
-    ),  # fmt: skip
+    name: tuple(int(item) if item.isdigit() else item for item in layout.split())
+    for name, layout in {
+        "vgg11": "64 M 128 M 256 256 M 512 512 M 512 512 M",
+        "vgg13": "64 64 M 128 128 M 256 256 M 512 512 M 512 512 M",
+        "vgg16": "64 64 M 128 128 M 256 256 256 M 512 512 512 M 512 512 512 M",
+        "vgg19": "64 64 M 128 128 M 256 256 256 256 M 512 512 512 512 M 512 512 512 512 M",
+    }.items()
 }
 ARCHITECTURES = tuple(sorted([*STAGES, *(f"{name}_bn" for name in STAGES)]))
 TORCHVISION_CLASSIFIER_WIDTH = 4096
@@ -109,4 +109,6 @@ def build_vgg(
     if architecture not in ARCHITECTURES:
         raise ValueError(f"no VGG architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
     name, _, suffix = architecture.partition("_")
-    return VGG(STAGES[name], batch_norm=suffix == "bn", num_classes=num_classes, classifier_width=classifier_width)
+    return VGG(
+        STAGES[name], batch_norm=suffix == "bn", num_classes=num_classes, classifier_width=classifier_width
+    )
