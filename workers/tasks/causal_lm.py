@@ -13,7 +13,8 @@ optionally ``split``: ``train``/``val``/``test``; ``test`` texts are held out, e
 complete trial). Without a ``split``, a fixed-seed ``val_fraction`` (default 0.1) of the texts is validation.
 How texts become examples, from the dataset's options:
 
-* ``block_size`` (default 64, at most the model's context): tokens an example holds.
+* ``block_size`` (default 64, or the model's context when that is shorter; at most the context): tokens
+  an example holds.
 * ``packing`` (default ``true``): texts are joined, each ended by the end-of-text token, and cut into
   consecutive blocks of ``block_size`` tokens, so no compute goes to padding. With ``false`` each text is
   its own example, and ``truncation`` decides what happens to a text longer than a block: ``true`` (default)
@@ -83,7 +84,7 @@ log = logging.getLogger(__name__)
 class Layout:
     """How texts become examples (the dataset's options)."""
 
-    block_size: int = DEFAULT_BLOCK_SIZE
+    block_size: int | None = None  # None: DEFAULT_BLOCK_SIZE, or the model's context when that is shorter
     packing: bool = True
     truncation: bool = True
     padding: str = "longest"
@@ -134,7 +135,7 @@ def read_layout(options: Mapping[str, Any]) -> Layout:
     if padding not in PADDINGS:
         raise ValueError(f"option 'padding' must be one of {', '.join(PADDINGS)}, not {padding!r}")
     return Layout(
-        block_size=int_option(options, "block_size", DEFAULT_BLOCK_SIZE),
+        block_size=int_option(options, "block_size", 1) if "block_size" in options else None,
         packing=_bool_option(options, "packing", True),
         truncation=_bool_option(options, "truncation", True),
         padding=padding,
@@ -155,7 +156,7 @@ class CausalLMTask:
         config = cast(Any, pretrained).config
         # GPT-2's configuration calls its context n_positions; most other causal LMs' max_position_embeddings.
         context = int(getattr(config, "n_positions", 0) or config.max_position_embeddings)
-        if layout.block_size > context:
+        if layout.block_size is not None and layout.block_size > context:
             raise ValueError(
                 f"option 'block_size' is {layout.block_size}, more than the model's context of {context} "
                 "tokens"
@@ -168,13 +169,14 @@ class CausalLMTask:
         self._pretrained = pretrained
         self._pad = int(end)
         self._layout = layout
+        self._block_size = layout.block_size or min(DEFAULT_BLOCK_SIZE, context)
         ids = tokenizer(texts.texts, add_special_tokens=False)["input_ids"]
         self._examples: dict[Split, list[list[int]]] = {}
         for split in ("train", "val", "test"):
             chosen = [
                 [*tokens, self._pad] for tokens, name in zip(ids, texts.splits, strict=True) if name == split
             ]
-            self._examples[split] = _examples(chosen, layout)
+            self._examples[split] = _examples(chosen, layout, self._block_size)
         if not self._examples["train"] or not self._examples["val"]:
             raise ValueError("the corpus has no training or no validation tokens")
 
@@ -239,7 +241,7 @@ class CausalLMTask:
             yield self._batch(examples[start : start + batch_size], device)
 
     def _batch(self, examples: list[list[int]], device: torch.device) -> TokenBatch:
-        width = self._layout.block_size
+        width = self._block_size
         if self._layout.padding == "longest":
             width = max(len(example) for example in examples)
         ids = torch.full((len(examples), width), self._pad, dtype=torch.long)
@@ -251,10 +253,9 @@ class CausalLMTask:
         return TokenBatch(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
 
 
-def _examples(texts: list[list[int]], layout: Layout) -> list[list[int]]:
-    """Token lists (each text's tokens, end-of-text included) cut into examples of at most ``block_size``
-    tokens; examples of a single token are dropped (they predict nothing)."""
-    size = layout.block_size
+def _examples(texts: list[list[int]], layout: Layout, size: int) -> list[list[int]]:
+    """Token lists (each text's tokens, end-of-text included) cut into examples of at most ``size``
+    tokens as ``layout`` says; examples of a single token are dropped (they predict nothing)."""
     if layout.packing:
         stream = [token for tokens in texts for token in tokens]
         pieces = [stream[start : start + size] for start in range(0, len(stream), size)]
@@ -438,7 +439,7 @@ def pretrain_builtin_model(folder: Path) -> None:
     texts = [" ".join(block.split()) for block in corpus.read_text(encoding="utf-8").split("\n\n")]
     ids = tokenizer([text for text in texts if text], add_special_tokens=False)["input_ids"]
     end = int(tokenizer.eos_token_id)
-    blocks = _examples([[*tokens, end] for tokens in ids], Layout(block_size=_PRETRAIN_BLOCK))
+    blocks = _examples([[*tokens, end] for tokens in ids], Layout(), _PRETRAIN_BLOCK)
     data = torch.tensor([block for block in blocks if len(block) == _PRETRAIN_BLOCK], dtype=torch.long)
     config = GPT2Config(
         vocab_size=len(tokenizer),
