@@ -49,7 +49,7 @@ from hps.workers.tasks.files import entries_in
 from hps.workers.tasks.options import int_option, str_option
 from hps.workers.tasks.resnet import build_resnet
 from hps.workers.tasks.vgg import HEAD as VGG_HEAD
-from hps.workers.tasks.vgg import TORCHVISION_CLASSIFIER_WIDTH, build_vgg, is_vgg
+from hps.workers.tasks.vgg import STAGES, TORCHVISION_CLASSIFIER_WIDTH, VGG, build_vgg, is_vgg
 
 DEFAULT_ARCHITECTURE = "resnet18"
 DEFAULT_IMAGE_SIZE = 32
@@ -78,6 +78,7 @@ PRETRAIN_BATCH_SIZE = 64
 PRETRAIN_LEARNING_RATE = 1e-3
 # A VGG-11 costs about four times a ResNet-18 at 32x32 (no strided stem): half the images, the same epochs.
 VGG_SOURCE_PER_CLASS = 250
+VGG_PRETRAIN_BATCH_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -436,18 +437,36 @@ def _write_shapes(folder: Path) -> None:
 def pretrain_shapes_resnet() -> nn.Module:
     """A ResNet-18 trained from a fixed seed on :data:`SOURCE_SHAPES` (drawn in memory, never saved):
     2,000 images for 4 epochs, about 20 s on two CPU cores, reaching ~90% on fresh source images."""
-    return _pretrain_on_source_shapes(lambda: build_resnet("resnet18", len(SOURCE_SHAPES)), SOURCE_PER_CLASS)
-
-
-def pretrain_shapes_vgg() -> nn.Module:
-    """A VGG-11 with batch norm trained the same way on 1,000 source-shape images."""
     return _pretrain_on_source_shapes(
-        lambda: build_vgg("vgg11_bn", len(SOURCE_SHAPES), classifier_width=SHAPES_VGG_CLASSIFIER_WIDTH),
-        VGG_SOURCE_PER_CLASS,
+        lambda: build_resnet("resnet18", len(SOURCE_SHAPES)),
+        SOURCE_PER_CLASS,
+        PRETRAIN_BATCH_SIZE,
+        anneal=False,
     )
 
 
-def _pretrain_on_source_shapes(build: Callable[[], nn.Module], per_class: int) -> nn.Module:
+def pretrain_shapes_vgg() -> nn.Module:
+    """A VGG-11 with batch norm trained on 1,000 source-shape images for 4 epochs (about 80 s of one CPU
+    core), reaching ~75% on fresh source images. Unlike the ResNet's recipe: batches of 32, the learning rate
+    annealed to 0 (cosine), and no dropout while pretraining (a VGG from scratch fits too slowly with it in
+    so few steps; dropout has no weights, so the saved layout is torchvision's all the same)."""
+    return _pretrain_on_source_shapes(
+        lambda: VGG(
+            STAGES["vgg11"],
+            batch_norm=True,
+            num_classes=len(SOURCE_SHAPES),
+            classifier_width=SHAPES_VGG_CLASSIFIER_WIDTH,
+            dropout=0.0,
+        ),
+        VGG_SOURCE_PER_CLASS,
+        VGG_PRETRAIN_BATCH_SIZE,
+        anneal=True,
+    )
+
+
+def _pretrain_on_source_shapes(
+    build: Callable[[], nn.Module], per_class: int, batch_size: int, anneal: bool
+) -> nn.Module:
     rng = np.random.default_rng(2)
     pixels = np.stack(
         [draw_shape(kind, rng, SHAPES_SIZE) for kind in SOURCE_SHAPES for _ in range(per_class)]
@@ -460,14 +479,18 @@ def _pretrain_on_source_shapes(build: Callable[[], nn.Module], per_class: int) -
         torch.manual_seed(0)
         model = build().train()
         optimizer = torch.optim.Adam(model.parameters(), lr=PRETRAIN_LEARNING_RATE)
+        steps = PRETRAIN_EPOCHS * math.ceil(len(labels) / batch_size)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if anneal else None
         for _ in range(PRETRAIN_EPOCHS):
             order = torch.randperm(len(labels))
-            for start in range(0, len(labels), PRETRAIN_BATCH_SIZE):
-                chosen = order[start : start + PRETRAIN_BATCH_SIZE]
+            for start in range(0, len(labels), batch_size):
+                chosen = order[start : start + batch_size]
                 loss = F.cross_entropy(model(_normalise(images[chosen], cpu)), labels[chosen])
                 optimizer.zero_grad()
                 torch.autograd.backward(loss)  # Tensor.backward is untyped in torch's stubs
                 optimizer.step()
+                if schedule is not None:
+                    schedule.step()
     return model
 
 
