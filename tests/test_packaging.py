@@ -44,6 +44,10 @@ def test_the_wheel_holds_one_top_level_package_hps(tmp_path: Path) -> None:
         "hps/migrations/versions/0001_initial.py",
         "hps/migrations/script.py.mako",
         "hps/catalog/data/reviews-sample.csv",
+        "hps/catalog/data/python-docstrings.txt",
+        "hps/catalog/data/debian-descriptions.jsonl",
+        "hps/workers/tasks/causal_lm.py",
+        "hps/workers/tasks/vgg.py",
         "hps/wire/studies.py",
         "hps/client/http.py",
     ):
@@ -52,6 +56,7 @@ def test_the_wheel_holds_one_top_level_package_hps(tmp_path: Path) -> None:
     entry_points = zipfile.ZipFile(wheel).read(metadata).decode()
     assert "hps = hps.cli.main:main" in entry_points
     assert "quadratic = hps.catalog.builtins:QUADRATIC" in entry_points
+    assert "causal-lm = hps.catalog.builtins:CAUSAL_LM" in entry_points
 
 
 def test_users_import_hps_only() -> None:
