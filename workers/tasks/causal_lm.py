@@ -114,17 +114,16 @@ def make_task(model: ModelEntry | None, dataset: DatasetEntry | None, cache_dir:
         raise ValueError("causal-lm needs a model entry")
     if dataset is None or dataset.path is None:
         raise ValueError("causal-lm needs a dataset entry with a path to a .txt or .jsonl file")
-    model_dir = model.path
-    if model_dir is None:
-        if model.name != BUILTIN_MODEL:
-            raise ValueError(f"model {model.name!r} has no path to a Hugging Face model directory")
-        model_dir = ensure_builtin_model(cache_dir)
+    if model.path is None and model.name != BUILTIN_MODEL:
+        raise ValueError(f"model {model.name!r} has no path to a Hugging Face model directory")
+    # The corpus and its options first: a mistake there is found in a moment, not after a pretraining.
     layout = read_layout(dataset.options)
     texts = read_texts(
         dataset.path,
         text_column=str_option(dataset.options, "text_column", "text"),
         val_fraction=fraction_option(dataset.options, "val_fraction", DEFAULT_VAL_FRACTION),
     )
+    model_dir = model.path if model.path is not None else ensure_builtin_model(cache_dir)
     tokenizer, pretrained = load_causal_lm(model_dir)
     return CausalLMTask(pretrained, tokenizer, texts, layout)
 
