@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import time
@@ -35,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from harness.databases import postgres_database
 from harness.processes import ManagedProcess
 from harness.servers import ADMIN_TOKEN, RunningServer, start_server
-from harness.workers import start_worker
+from harness.workers import resident_memory_mb, start_worker
 
 REPORTS_PER_TRIAL = 3
-EXTERNAL_BUDGET = 100  # trials per external study: 50 clients use one up in seconds, so budgets run out
+EXTERNAL_BUDGET = 100  # trials per external study (default): 50 clients use one up in seconds
 TASK_BUDGET = 40  # trials per quadratic study the workers claim from
 OPEN_STUDIES = 4  # external studies open at once: clients contend for the same budget row
 # The servers' per-token rate limit is off: every client here shares the admin token, and the limiter
@@ -55,6 +56,7 @@ class Load:
     clients: int
     workers: int
     duration_s: float
+    external_budget: int = EXTERNAL_BUDGET
 
 
 @dataclass
@@ -74,6 +76,7 @@ class Outcome:
     external_studies: list[int] = field(default_factory=list)
     task_studies: list[int] = field(default_factory=list)
     worker_trials: int = 0
+    server_rss_mb: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -95,7 +98,7 @@ class Outcome:
         return sum(n for codes in self.statuses.values() for code, n in codes.items() if code >= 500)
 
 
-def external_spec(seed: int) -> dict[str, Any]:
+def external_spec(seed: int, n_trials: int) -> dict[str, Any]:
     """An external (task-less) study: random sampling, so that what is measured is the service."""
     return {
         "name": f"load-ext-{uuid.uuid4().hex[:10]}",
@@ -104,7 +107,7 @@ def external_spec(seed: int) -> dict[str, Any]:
         "search_space": {"params": {"lr": {"type": "float", "low": 1e-4, "high": 0.1, "scale": "log"}}},
         "sampler": {"name": "random", "seed": seed},
         "pruner": {"name": "none"},
-        "budget": {"n_trials": EXTERNAL_BUDGET},
+        "budget": {"n_trials": n_trials},
     }
 
 
@@ -134,7 +137,8 @@ class StudyPool:
         async with self.lock:
             while len(self.open) < OPEN_STUDIES:
                 made = await self.admin.post(
-                    "/v1/studies", json=external_spec(len(self.outcome.external_studies))
+                    "/v1/studies",
+                    json=external_spec(len(self.outcome.external_studies), self.outcome.load.external_budget),
                 )
                 made.raise_for_status()
                 self.open.append(int(made.json()["id"]))
@@ -306,6 +310,7 @@ def run(load: Load, work_dir: Path) -> Outcome:
         for worker in workers:
             stack.callback(worker.stop, 30.0)
         asyncio.run(drive(servers, outcome, workers))
+        outcome.server_rss_mb = [resident_memory_mb(server.process.pid) for server in servers]
         for worker in workers:  # SIGTERM: each hands its trial back; budgets must still add up after that
             worker.stop(30.0)
         verify(servers[0], outcome)
@@ -329,7 +334,8 @@ def print_outcome(outcome: Outcome) -> None:
         count = len(outcome.latencies[route])
         p50, p99 = outcome.percentile_ms(route, 0.5), outcome.percentile_ms(route, 0.99)
         print(f"  {route:<9} {count:>7} requests  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms")
-    print(f"  errors: {outcome.errors() or 'none'}; 5xx: {outcome.server_errors()}")
+    rss = ", ".join(f"{mb:.0f}" for mb in outcome.server_rss_mb)
+    print(f"  errors: {outcome.errors() or 'none'}; 5xx: {outcome.server_errors()}; replica RSS MB: {rss}")
     print(f"  checks: {'exact budgets, no lost report' if not outcome.problems else outcome.problems}")
 
 
@@ -341,11 +347,13 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--duration", type=float, default=120.0, help="Seconds of load per run.")
+    parser.add_argument("--budget", type=int, default=EXTERNAL_BUDGET, help="Trials per external study.")
     parser.add_argument("--work-dir", type=Path, default=Path("var/bench-load"))
     args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs; load average before: {os.getloadavg()[0]:.1f}")
     outcomes = []
     for replicas in args.replicas:
-        load = Load(replicas, args.clients, args.workers, args.duration)
+        load = Load(replicas, args.clients, args.workers, args.duration, args.budget)
         outcomes.append(run(load, args.work_dir / f"r{replicas}-{uuid.uuid4().hex[:6]}"))
         print_outcome(outcomes[-1])
     base = outcomes[0]
