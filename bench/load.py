@@ -44,7 +44,7 @@ TASK_BUDGET = 40  # trials per quadratic study the workers claim from
 OPEN_STUDIES = 4  # external studies open at once: clients contend for the same budget row
 # The servers' per-token rate limit is off: every client here shares the admin token, and the limiter
 # has tests of its own (tests/api/test_rate_limits.py); this measures the replicas, not the limiter.
-SERVER_ENV = {"HPS_RATE_LIMIT_PER_SECOND": "0", "HPS_DB_POOL_SIZE": "20", "HPS_LOG_LEVEL": "warning"}
+SERVER_ENV = {"HPS_RATE_LIMIT_PER_SECOND": "0", "HPS_LOG_LEVEL": "warning"}
 ROUTES = ("ask", "report", "complete")
 
 
