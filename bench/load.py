@@ -77,6 +77,8 @@ class Outcome:
     task_studies: list[int] = field(default_factory=list)
     worker_trials: int = 0
     server_rss_mb: list[float] = field(default_factory=list)
+    server_cpu_s: float = 0.0  # CPU time the replicas used in the window, all of them together
+    client_cpu_s: float = 0.0  # ... and this load generator (the 50 clients share one process)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -236,6 +238,7 @@ async def drive(servers: list[RunningServer], outcome: Outcome, workers: list[Ma
                 assert worker.popen.poll() is None, worker.output()
             await asyncio.sleep(0.5)
         before = await finished_worker_trials(admin, outcome)
+        cpu_before, own_before = sum(cpu_seconds(s.process.pid) for s in servers), time.process_time()
         began = time.monotonic()
         until = began + load.duration_s
         clients = [
@@ -244,8 +247,16 @@ async def drive(servers: list[RunningServer], outcome: Outcome, workers: list[Ma
         ]
         await asyncio.gather(*clients)
         outcome.seconds = time.monotonic() - began
+        outcome.server_cpu_s = sum(cpu_seconds(s.process.pid) for s in servers) - cpu_before
+        outcome.client_cpu_s = time.process_time() - own_before
         outcome.worker_trials = await finished_worker_trials(admin, outcome) - before
         feeder.cancel()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def verify(server: RunningServer, outcome: Outcome) -> None:
@@ -336,6 +347,13 @@ def print_outcome(outcome: Outcome) -> None:
         print(f"  {route:<9} {count:>7} requests  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms")
     rss = ", ".join(f"{mb:.0f}" for mb in outcome.server_rss_mb)
     print(f"  errors: {outcome.errors() or 'none'}; 5xx: {outcome.server_errors()}; replica RSS MB: {rss}")
+    trials = outcome.external_trials + outcome.worker_trials
+    cores = outcome.server_cpu_s / outcome.seconds
+    per_trial_ms = 1000 * outcome.server_cpu_s / max(1, trials)
+    print(
+        f"  CPU in the window: replicas {outcome.server_cpu_s:.0f} s ({cores:.2f} cores, {per_trial_ms:.0f} "
+        f"ms per trial), load generator {outcome.client_cpu_s:.0f} s; load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"  checks: {'exact budgets, no lost report' if not outcome.problems else outcome.problems}")
 
 
