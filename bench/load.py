@@ -19,10 +19,12 @@ import argparse
 import asyncio
 import os
 import random
+import signal
 import sys
 import time
 import uuid
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,7 @@ from harness.databases import postgres_database
 from harness.processes import ManagedProcess
 from harness.servers import ADMIN_TOKEN, RunningServer, start_server
 from harness.workers import resident_memory_mb, start_worker
+from hps.server.store.schema import upgrade
 
 REPORTS_PER_TRIAL = 3
 EXTERNAL_BUDGET = 100  # trials per external study (default): 50 clients use one up in seconds
@@ -232,7 +235,7 @@ async def drive(servers: list[RunningServer], outcome: Outcome, workers: list[Ma
         # Workers start (and import torch) before the window opens: wait until they all run trials.
         warm_until = time.monotonic() + 120
         feeder = asyncio.create_task(keep_task_studies_open(admin, outcome, warm_until + load.duration_s + 5))
-        while load.workers and await finished_worker_trials(admin, outcome) < 2 * load.workers:
+        while load.workers and await finished_worker_trials(admin, outcome) < load.workers:
             assert time.monotonic() < warm_until, "the workers did not start running trials"
             for worker in workers:
                 assert worker.popen.poll() is None, worker.output()
@@ -304,9 +307,16 @@ def run(load: Load, work_dir: Path) -> Outcome:
     """One run on a fresh PostgreSQL database; every process it starts is stopped by PID."""
     outcome = Outcome(load)
     with postgres_database() as url, ExitStack() as stack:
-        servers = [start_server(url, work_dir / f"replica{i}", **SERVER_ENV) for i in range(load.replicas)]
-        for server in servers:
-            stack.callback(server.process.stop)
+        upgrade(url)  # once, before the replicas start together (each would otherwise wait on the lock)
+        with ThreadPoolExecutor(load.replicas) as pool:
+            starting = [
+                pool.submit(start_server, url, work_dir / f"replica{i}", **SERVER_ENV)
+                for i in range(load.replicas)
+            ]
+        for started in starting:  # every server that started is stopped, even if another one failed
+            if started.exception() is None:
+                stack.callback(started.result().process.stop)
+        servers = [started.result() for started in starting]
         workers = [
             start_worker(
                 servers[i % len(servers)],
@@ -322,8 +332,13 @@ def run(load: Load, work_dir: Path) -> Outcome:
             stack.callback(worker.stop, 30.0)
         asyncio.run(drive(servers, outcome, workers))
         outcome.server_rss_mb = [resident_memory_mb(server.process.pid) for server in servers]
-        for worker in workers:  # SIGTERM: each hands its trial back; budgets must still add up after that
-            worker.stop(30.0)
+        # SIGTERM to all at once: each hands its trial back (re-queued); the budgets must still add up.
+        for worker in workers:
+            worker.signal(signal.SIGTERM)
+        for worker in workers:
+            if (code := worker.wait(60.0)) != 0:
+                outcome.problems.append(f"worker exited with {code} on SIGTERM:\n{worker.output()[-2000:]}")
+            worker.stop()
         verify(servers[0], outcome)
         if outcome.server_errors() or outcome.transport_errors:
             for server in servers:
