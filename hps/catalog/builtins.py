@@ -25,6 +25,7 @@ QUADRATIC = TaskInfo(
     default_batch_size=1,
     default_max_steps_per_epoch=20,
     implementation="hps.workers.tasks.quadratic:make_task",
+    trainable_params=1,
 )
 
 DIGITS = TaskInfo(
@@ -88,6 +89,13 @@ def builtin_models() -> list[ModelEntry]:
             name="digits-cnn",
             task="digits",
             description="A small CNN hps pretrains on digits 0-4 (cached as safetensors).",
+            trainable_params=20_101,
+        ),
+        ModelEntry(
+            name="digits-cnn-probe",
+            task="digits",
+            description="digits-cnn with its backbone frozen: only the new head trains (small enough for newton).",
+            trainable_params=1_285,
         ),
         ModelEntry(
             name="minilm-l6",
