@@ -132,7 +132,8 @@ def _fit_to_task(spec: StudySpec, space: SearchSpace, registry: Registry) -> Sea
     """A preset's optimizer choice narrowed to those the task's workers run on the study's model (``newton``
     only for a model within the task's ``max_newton_params``), so every preset fits every task; the study's
     own ``optimizer`` param is kept as written, and checked."""
-    if spec.task is None or spec.search_space.preset is None or "optimizer" in (spec.search_space.params or {}):
+    own = spec.search_space
+    if spec.task is None or own.preset is None or "optimizer" in (own.params or {}):
         return space
     task = spec.task
     try:

@@ -44,12 +44,12 @@ ParamsLoss = Callable[[Sequence[torch.Tensor]], torch.Tensor]
 
 
 class Newton(torch.optim.Optimizer):
-    """Exact Newton's method with Levenberg damping: x ← x − lr · (H + λI)⁻¹ g over all params flattened
+    """Exact Newton's method with Levenberg damping: x ← x - lr · (H + λI)⁻¹ g over all params flattened
     into one vector, with the gradient g and the Hessian H of the loss from ``torch.func``.
 
     It needs the loss as a function of the params' values (:data:`ParamsLoss`), so a step is
-    :meth:`gradient`, :meth:`aim`, then :meth:`step` (which takes no closure). Memory is n² for n params and the
-    Hessian costs about n gradient evaluations (forward-over-reverse), which is why tasks cap n. When
+    :meth:`gradient`, :meth:`aim`, then :meth:`step` (which takes no closure). Memory is n² for n params
+    and the Hessian costs about n gradient evaluations (forward-over-reverse), which is why tasks cap n. When
     H + λI is singular (an undamped softmax head is: adding one constant to every logit changes
     nothing), the step uses the pseudo-inverse: the shortest step to the model's minimum.
     """
@@ -83,13 +83,15 @@ class Newton(torch.optim.Optimizer):
         return value.detach(), grad.detach()
 
     def aim(self, loss: ParamsLoss, grad: torch.Tensor) -> None:
-        """Set what the next :meth:`step` minimizes: ``loss``, whose gradient at the params now is ``grad``."""
+        """Set what the next :meth:`step` minimizes: ``loss``, whose gradient at the params now is
+        ``grad``."""
         self._target = (loss, grad)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Move the params by the damped Newton step toward the minimum of the loss given to :meth:`aim`
-        (once: a step needs a new aim). Takes no closure: Newton needs the loss as a function of the params."""
+        (once: a step needs a new aim). Takes no closure: Newton needs the loss as a function of the
+        params."""
         if closure is not None or self._target is None:
             raise TypeError("Newton steps on the loss given to aim(), not on a closure")
         loss, grad = self._target

@@ -249,7 +249,7 @@ class _Run:
         if ending is not None:
             return ending
         if isinstance(self.optimizer, torch.optim.LBFGS):
-            self.optimizer.step(self.closure(batch, loss))
+            self.optimizer.step(self.closure(batch, loss))  # type: ignore[no-untyped-call]
         else:
             self.optimizer.zero_grad(set_to_none=True)
             torch.autograd.backward(loss)
@@ -379,8 +379,8 @@ class _Run:
             "best_epoch": best_epoch,
             "best_value": None if best_epoch is None else self.values[best_epoch],
             "convergence_epochs": converged,
-            "convergence_wall_time_s": self.elapsed[converged] if converged < len(self.elapsed) else None,
-            "convergence_function_evals": self.evals_at[converged] if converged < len(self.evals_at) else None,
+            "convergence_wall_time_s": _at(self.elapsed, converged),
+            "convergence_function_evals": _at(self.evals_at, converged),
             "generalization_gap": _finite_or_none(gap),
             "wall_time_s": time.perf_counter() - started,
             "peak_memory_mb": peak_memory_mb(self.plan.device),
@@ -416,6 +416,10 @@ class _LossOfBatch(torch.nn.Module):
 
     def forward(self, batch: Any) -> torch.Tensor:
         return self.task.loss(self.model, batch)
+
+
+def _at(values: Sequence[float], index: int) -> float | None:
+    return values[index] if index < len(values) else None
 
 
 def _use_bf16(plan: TrainingPlan) -> bool:

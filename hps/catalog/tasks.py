@@ -54,7 +54,8 @@ class ModelEntry:
     path: Path | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     family: str | None = None  # None: the task's family
-    # How many params a trial trains (any new head included), when known: decides whether ``newton`` may run.
+    # How many params a trial trains (any new head included, sized for the default dataset), when known:
+    # decides whether ``newton`` may run on it.
     trainable_params: int | None = None
 
 

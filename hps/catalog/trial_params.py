@@ -138,12 +138,15 @@ def line_search(params: Mapping[str, object]) -> str | None:
     value = params.get("line_search_fn", "none")
     if value not in LINE_SEARCHES:
         raise OptimizerConfigError(
-            f"param 'line_search_fn' must be one of {', '.join(LINE_SEARCHES)}, got {value!r}", "line_search_fn"
+            f"param 'line_search_fn' must be one of {', '.join(LINE_SEARCHES)}, got {value!r}",
+            "line_search_fn",
         )
     return None if value == "none" else str(value)
 
 
-def check_newton(optimizers: Iterable[ParamValue], trainable_params: int | None, limit: int, where: str) -> None:
+def check_newton(
+    optimizers: Iterable[ParamValue], trainable_params: int | None, limit: int, where: str
+) -> None:
     """Raise :class:`OptimizerConfigError` (param ``optimizer``) when ``optimizers`` include ``newton`` and
     the model's ``trainable_params`` exceed ``limit`` (or are unknown). Newton solves with the full
     Hessian: ``trainable_params``² numbers and as many Hessian-vector products a step. ``where`` names the
@@ -158,9 +161,9 @@ def check_newton(optimizers: Iterable[ParamValue], trainable_params: int | None,
         )
     if trainable_params > limit:
         raise OptimizerConfigError(
-            f"optimizer 'newton' needs the full Hessian, and {where} has {trainable_params:,} trainable params: "
-            f"more than the task's limit of {limit:,} (max_newton_params); choose another optimizer or a "
-            f"smaller model",
+            f"optimizer 'newton' needs the full Hessian, and {where} has {trainable_params:,} trainable "
+            f"params: more than the task's limit of {limit:,} (max_newton_params); choose another "
+            f"optimizer or a smaller model",
             "optimizer",
         )
 
