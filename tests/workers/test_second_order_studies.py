@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from harness.api import assert_error, unique
 from harness.processes import ManagedProcess
 from harness.servers import ADMIN_TOKEN, RunningServer
+from hps.report.html import render_report
+from hps.wire.reports import StudyReport
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 SECOND_ORDER = {
     "params": {
@@ -73,6 +80,19 @@ def test_lbfgs_and_newton_trials_complete_on_quadratic(api_server: RunningServer
     rows = {row["optimizer"]: row for row in study["report"]["optimizers"]}
     assert rows["newton"]["median_function_evals"] == newton["attrs"]["function_evals"] == 2 * 40
     assert rows["lbfgs"]["median_steps"] == 40 and rows["lbfgs"]["median_function_evals"] > 40
+    html = render_report(StudyReport.model_validate(study["report"]))
+    assert "<th>function evals (median)</th>" in html and "<th>time to converge, s (median)</th>" in html
+    assert "newton</td><td>1</td><td>1</td><td>0</td>" in html and "<td>80</td>" in html
+
+
+def test_the_optimizer_classes_examples_are_studies_the_service_takes(api_server: RunningServer) -> None:
+    with api_server.client() as client:
+        for name in ("optimizer_classes.yaml", "optimizer_classes_quadratic.yaml"):
+            body = yaml.safe_load((EXAMPLES / name).read_text())
+            created = client.post("/v1/studies", json={**body, "name": unique()})
+            assert created.status_code == 201, created.text
+            space = created.json()["spec"]["search_space"]
+            assert [s["optimizer"] for s in space["starts"]] == ["gd", "sgd", "adam", "lbfgs", "newton"]
 
 
 def test_lbfgs_and_newton_trials_complete_on_digits(api_server: RunningServer) -> None:
