@@ -156,3 +156,24 @@ def test_the_second_order_preset_keeps_newton_where_the_model_fits(api_server: R
         20101,
         1285,
     )
+
+
+def test_an_lr_range_test_leaves_second_order_optimizers_their_range(api_server: RunningServer) -> None:
+    space = {
+        "params": {
+            "optimizer": {"type": "categorical", "choices": ["adamw", "lbfgs", "newton"]},
+            "lr": {"type": "float", "low": 1e-4, "high": 1.0, "scale": "log"},
+        }
+    }
+    body = {
+        "name": unique(),
+        "task": {"name": "quadratic"},
+        "search_space": space,
+        "lr_range_test": {"steps": 20},
+    }
+    with api_server.client() as client:
+        created = client.post("/v1/studies", json=body)
+        assert created.status_code == 201, created.text
+        tests = client.get(f"/v1/studies/{created.json()['id']}/lr-range-tests").json()
+    # Only adamw is tested: lbfgs and newton scale a step they compute themselves.
+    assert [test["optimizer"] for test in tests["items"]] == ["adamw"]
