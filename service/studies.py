@@ -15,7 +15,13 @@ from sqlalchemy.orm import Session
 
 from hps.catalog.families import learning_rates
 from hps.catalog.registry import Registry, ResolvedTask, UnknownName
-from hps.catalog.trial_params import DEFAULT_OPTIMIZER, OptimizerConfigError, check_newton, check_space
+from hps.catalog.trial_params import (
+    CLOSURE,
+    DEFAULT_OPTIMIZER,
+    OptimizerConfigError,
+    check_newton,
+    check_space,
+)
 from hps.search_spaces import (
     CategoricalParam,
     CompiledSpace,
@@ -114,6 +120,8 @@ def _fit_to_family(spec: StudySpec, space: SearchSpace, registry: Registry) -> S
     is the whole preset when an lr range test is to find the rates instead."""
     if spec.task is None or spec.search_space.preset is None or spec.lr_range_test is not None:
         return space
+    if _second_order_only(space):
+        return space  # their lr scales a step they compute: the family's first-order rates do not apply
     task = spec.task
     try:
         family = registry.resolve(task.name, task.model, task.dataset).family
@@ -147,6 +155,11 @@ def _fit_to_task(spec: StudySpec, space: SearchSpace, registry: Registry) -> Sea
 def _newton_fits(resolved: ResolvedTask) -> bool:
     size = resolved.trainable_params
     return size is not None and size <= resolved.info.max_newton_params
+
+
+def _second_order_only(space: SearchSpace) -> bool:
+    optimizer = (space.params or {}).get("optimizer")
+    return isinstance(optimizer, CategoricalParam) and all(choice in CLOSURE for choice in optimizer.choices)
 
 
 def _check_space_for_task(compiled: CompiledSpace, registry: Registry, task: TaskSpec) -> None:

@@ -146,6 +146,8 @@ def test_the_second_order_preset_keeps_newton_where_the_model_fits(api_server: R
         models = {m["name"]: m for m in client.get("/v1/models").json()["items"]}
     text = spaces["text"]
     assert text["params"]["optimizer"]["choices"] == ["lbfgs"] and "damping" not in text["params"]
+    # Not fitted to the transformer family's first-order rates: lr scales a second-order step.
+    assert (text["params"]["lr"]["low"], text["params"]["lr"]["high"]) == (0.01, 1.0)
     assert [start["optimizer"] for start in text["starts"]] == ["lbfgs"]
     for name in ("probe", "quadratic"):
         assert spaces[name]["params"]["optimizer"]["choices"] == ["lbfgs", "newton"]
