@@ -347,7 +347,7 @@ class _Run:
         try:
             with torch.no_grad(), self.autocast():
                 # A full-batch trial still evaluates in the plan's batches: a whole split at once may not fit.
-                batch_size = min(self.batch_size, self.plan.batch_size)
+                batch_size = self.plan.batch_size if self.batch_size == WHOLE_SET else self.batch_size
                 metrics = self.task.evaluate(self.model, split, batch_size, self.plan.device)
         finally:
             self.model.train()
