@@ -257,6 +257,7 @@ class Worker:
                 direction="maximize" if claim.direction == "maximize" else "minimize",
                 seed=claim.seed,
                 device=self.device,
+                max_newton_params=resolved.info.max_newton_params,
             )
             report = self._reporter(claim, trial, lease)
             stop = _any_set(self.stopping, lease.lost, lease.stop_requested)

@@ -156,6 +156,9 @@ def _row(summary: OptimizerSummary, ranked: list[TrialOut], label: Label) -> Opt
         best_lr=_lr_of(best) if best else None,
         median_convergence_epochs=summary.median_convergence_epochs,
         median_generalization_gap=summary.median_generalization_gap,
+        median_steps=summary.median_steps,
+        median_function_evals=summary.median_function_evals,
+        median_convergence_wall_time_s=summary.median_convergence_wall_time_s,
     )
 
 

@@ -34,6 +34,19 @@ class OptimizerRow(Out):
     median_generalization_gap: float | None = Field(
         description="Median attr generalization_gap of its complete trials (tasks report it)."
     )
+    median_steps: float | None = Field(
+        default=None, description="Median attr steps (optimizer steps) of its complete trials."
+    )
+    median_function_evals: float | None = Field(
+        default=None,
+        description="Median attr function_evals (forward+backward passes, Hessian columns included) of its "
+        "complete trials: the cost a second-order step hides.",
+    )
+    median_convergence_wall_time_s: float | None = Field(
+        default=None,
+        description="Median attr convergence_wall_time_s of its complete trials: seconds to the epoch that "
+        "reached 95% of the best improvement.",
+    )
 
 
 class HistoryPoint(Out):

@@ -115,6 +115,7 @@ def task_out(info: TaskInfo) -> TaskOut:
         metrics=dict(info.metrics),
         default_metric=info.default_metric,
         optimizers=list(info.optimizers),
+        max_newton_params=info.max_newton_params,
         family=info.family,
         learning_rates=learning_rates_out(info.family),
         defaults={
@@ -137,8 +138,15 @@ def learning_rates_out(family: str) -> LearningRatesOut | None:
 
 def entry_out(entry: ModelEntry | DatasetEntry) -> EntryOut:
     """A registered model or dataset, without its path."""
-    family = entry.family if isinstance(entry, ModelEntry) else None
-    return EntryOut(name=entry.name, task=entry.task, description=entry.description, family=family)
+    if isinstance(entry, ModelEntry):
+        return EntryOut(
+            name=entry.name,
+            task=entry.task,
+            description=entry.description,
+            family=entry.family,
+            trainable_params=entry.trainable_params,
+        )
+    return EntryOut(name=entry.name, task=entry.task, description=entry.description)
 
 
 def token_out(token: TokenRecord) -> TokenOut:
