@@ -24,12 +24,22 @@ Strategies, each over several strategy seeds, with the service's default budget 
   batch {16,32} x epochs {2,3,4}), in a seeded random order per strategy seed.
 * ``hps``: what the service does for a study that names only the task and the preset, taken from its own
   code (``compile_study``): the lr range and starts fitted to the model's family, TPE reseeded per trial,
-  successive halving; trials are told to Optuna as hps tells them (a diverged trial is PRUNED at its last
-  finite value).
+  successive halving from half the trial's epochs (``default_pruner``); trials are told to Optuna as hps
+  tells them (a diverged trial is PRUNED at its last finite value).
 * ``hps+range-test``: the same study with ``lr_range_test``: one range test per optimizer over the preset's
   whole range (no family fitting), each optimizer's lr searched in the range read off its curve, the
   starts' lr moved to their range's geometric middle. The tests' epochs and seconds are charged before the
   first trial.
+* ``hps+confirm``: ``hps``, then ``budget.confirm``'s defaults: the 3 best distinct configurations re-run
+  3 times each on fresh seeds (replayed: the table's other seeds), never pruned, charged after the search;
+  the recommendation is the one whose fresh runs have the best lower end of a 90% Student-t interval.
+
+``--candidates`` adds the variants the defaults were chosen from: hps with each candidate pruner
+(successive halving from epoch 1 or from half the epochs, the median rule after half the epochs, none),
+each with the range test (``+rt``) and with no prior for the model's family (``no-prior``: the preset's
+whole range and starts, what a study of an unregistered family gets, and what the range test must beat).
+The candidates raise the bar of "the best result any strategy found", so their ratios are read against
+each other, not against a run without them.
 
 Measures, per task (a trial's result is its validation accuracy after its last epoch, complete trials only,
 as Optuna's best trial):
@@ -43,7 +53,8 @@ as Optuna's best trial):
 * best at equal compute: the mean over seeds of the best result within E epochs (and within S seconds),
   E and S the smallest median totals among the strategies (chance when a seed has no result by then).
 * test: the held-out test accuracy of each seed's recommended configuration (its best result), averaged
-  over three training seeds (text: the table's seeds; digits: seeds 0-2, trained live), then over seeds.
+  over three training seeds (text: the table's seeds; digits: seeds 0-2, trained live), then over seeds;
+  for ``hps+confirm``, of the configuration its confirmation chose.
 
 Also printed: the spread of random configurations' results (why each task is hard enough). The full mode
 further re-trains, live, the text configuration each strategy recommends for strategy seed 0 with two fresh
@@ -52,13 +63,15 @@ summary line of ratios. Results, every trial included, go to ``--output`` as JSO
 
     .venv/bin/python bench/search_quality.py --quick   # 5 seeds, no live text check
     .venv/bin/python bench/search_quality.py           # 10 seeds and the live text check
+    .venv/bin/python bench/search_quality.py --quick --candidates   # the defaults' candidates too
 
 On this 2-core machine, idle, ``--quick`` took 41 s and the full run 6 min 17 s (5 min of it the live text
 check); ``--quick``'s digits part took 1 min 42 s while ``fine_tuning_table.py`` kept both cores busy. The
-committed results: ``bench/results/search_quality.json`` (full) and ``search_quality-quick.json``.
+committed results: ``bench/results/search_quality.json`` (full), ``search_quality-quick.json`` and
+``search_quality-candidates.json`` (run before the default changed: its ``hps`` is ``hps sh@1``).
 
-Strategies are functions of (trainer, seed) returning a ``History``; a later phase (re-running the top
-configurations with fresh seeds, say) can wrap one and append trials without touching the measures.
+The parts live in ``bench/quality/``: ``records`` (the tasks, what each trial and run did),
+``trainers`` (live and replayed training), ``strategies`` and ``measures``; this script runs and reports.
 """
 
 from __future__ import annotations
