@@ -5,7 +5,6 @@ parameter importances Optuna computes over the same trials. ``hps.report.build``
 from __future__ import annotations
 
 import copy
-
 from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial, TrialState

@@ -278,12 +278,6 @@ class TrialRepository:
             )
         return sums
 
-    def cost_sums_by_study(self) -> list[tuple[StudyTrialCounts, CostSums]]:
-        """Every study's cost totals, for monitoring (``hps_trial_*`` gauges)."""
-        counts = self.counts_by_study()
-        sums = self.cost_sums([study.study_id for study in counts])
-        return [(study, sums[study.study_id]) for study in counts]
-
     def count_live_leases(self, now: datetime) -> int:
         """Running attempts whose lease has not run out yet."""
         query = (

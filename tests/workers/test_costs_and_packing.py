@@ -19,6 +19,7 @@ import pytest
 
 from harness.api import study_body, unique
 from harness.databases import database
+from harness.metrics import scrape
 from harness.processes import ManagedProcess
 from harness.servers import ADMIN_TOKEN, RunningServer, serving
 from hps.wire.reports import StudyReport
@@ -110,23 +111,29 @@ def test_a_cost_aware_study_run_by_a_worker_returns_its_pareto_front(
     assert totals["trials"] == len(trials)
     assert totals["device_seconds"] == pytest.approx(sum(t["cost"]["device_seconds"] for t in trials))
     assert totals["samples"] == sum(t["cost"]["samples"] for t in trials)
+    labels = {"study_id": str(study_id), "study": study["name"], "project": "default"}
+    found = scrape(priced_server)
+    assert found.value("hps_study_device_seconds", **labels) == pytest.approx(totals["device_seconds"])
+    assert found.value("hps_study_samples", **labels) == totals["samples"]
+    assert found.value("hps_study_gpu_seconds", **labels) == 0.0
+    assert found.value("hps_study_money", **labels) == 0.0
 
     assert answer.status_code == 200, answer.text
     report = StudyReport.model_validate(answer.json())
-    found = report.trade_off
-    assert found is not None and found.cost == "device_seconds"
-    assert sorted(p.number for p in found.points) == [t["number"] for t in complete]
+    trade = report.trade_off
+    assert trade is not None and trade.cost == "device_seconds"
+    assert sorted(p.number for p in trade.points) == [t["number"] for t in complete]
     placed = {t["number"]: (t["value"], t["cost"]["device_seconds"]) for t in complete}
-    for point in found.points:
+    for point in trade.points:
         dominated = any(
             v <= point.value and c <= point.cost and (v, c) != (point.value, point.cost)
             for v, c in placed.values()
         )
         assert point.on_front == (not dominated), (point, placed)
-    assert found.front and found.recommended in found.front
+    assert trade.front and trade.recommended in trade.front
     best = min(v for v, _ in placed.values())
     near = [c for v, c in placed.values() if v - best <= 0.5]
-    assert found.recommended_cost == min(near)
+    assert trade.recommended_cost == min(near)
     assert report.cost is not None and report.cost.trials == len(trials)
     page_file = tmp_path / "report.html"
     command = [sys.executable, "-m", "hps.cli", "report", study["name"], "-o", str(page_file)]
