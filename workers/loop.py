@@ -32,7 +32,8 @@ from hps.wire.range_tests import RangeTestCompletion, RangeTestWork
 from hps.wire.reasons import ReasonCode, reason, reason_code
 from hps.wire.trials import AskOut
 from hps.wire.workers import ClaimOut, WorkKind
-from hps.workers.devices import PeakMemoryBook, device_kind, parse_device, peak_memory_mb
+from hps.workers.costs import measure_cost, record_peak, trial_batch_size
+from hps.workers.devices import parse_device
 from hps.workers.faults import FaultyTask, fault_from_environment
 from hps.workers.lr_range_test import RangeTestOutcome, RangeTestPlan, run_range_test
 from hps.workers.tasks.base import Task, TaskFactory
@@ -161,8 +162,9 @@ class Worker:
         state, value, reason = _completion(outcome, lease, self.stopping)
         attrs = outcome.attrs if isinstance(outcome, TrainingOutcome) else {}
         if state is not None:
-            cost = self._cost(held, attrs, claim)
-            self._record_peak(claim.task, cost)
+            batch_size = trial_batch_size(claim.task, claim.trial.params)
+            cost = measure_cost(held, attrs, batch_size, self.device, self.options.device_share)
+            record_peak(self.options.peak_book, self.device, claim.task, batch_size, cost)
             self._complete(claim, number, state, value, reason, attrs, cost)
         if isinstance(outcome, Failure) and reason_code(outcome.reason) == ReasonCode.OOM:
             # Here, outside the except block that caught it, no frame holds the failed step's tensors.
@@ -314,33 +316,6 @@ class Worker:
             fault = fault_from_environment()
             self._tasks[key] = FaultyTask(task, fault) if fault else task
         return self._tasks[key]
-
-    def _cost(self, held: float, attrs: dict[str, Any], claim: ClaimOut) -> TrialCost:
-        """What the trial used: the wall seconds it held the device (loading the task on first use
-        included, as the GPU was held then too), the share of a GPU it held, its peak memory and the
-        samples it stepped on (steps x batch size: a short last batch counts as full)."""
-        gpus = self.options.device_share if self.device.type == "cuda" else 0.0
-        peak = attrs.get("peak_memory_mb")
-        if not isinstance(peak, int | float):
-            peak = peak_memory_mb(self.device)
-        steps = attrs.get("steps")
-        batch_size = (claim.trial.params if claim.trial else {}).get("batch_size") or claim.task.get(
-            "batch_size"
-        )
-        samples = steps * batch_size if isinstance(steps, int) and isinstance(batch_size, int) else None
-        return TrialCost(
-            device_seconds=held, gpus=gpus, peak_memory_mb=max(0.0, float(peak)), samples=samples
-        )
-
-    def _record_peak(self, task: dict[str, Any], cost: TrialCost) -> None:
-        """Keep the trial's peak memory for ``--trials-per-device`` to size against (devices.py)."""
-        if self.options.peak_book is None or cost.peak_memory_mb is None:
-            return
-        key = "/".join(str(task.get(name)) for name in ("name", "model", "dataset", "batch_size"))
-        try:
-            PeakMemoryBook(self.options.peak_book).record(device_kind(self.device), key, cost.peak_memory_mb)
-        except OSError as error:  # a full or read-only disk must not fail the trial
-            log.warning("could not record peak memory in %s: %s", self.options.peak_book, error)
 
     def _complete(
         self,
