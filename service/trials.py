@@ -307,7 +307,7 @@ def complete_trial(
     conflict, and so is completing a trial whose lease was reaped (its retry's result wins).
     ``price_per_gpu_hour`` (the operator's, now) turns the completion's GPU-seconds into money."""
     moment = now or utcnow()
-    sent = completion.model_dump(mode="json")
+    sent = completion_record(completion)
 
     def work(session: Session) -> tuple[TrialView, bool]:
         study = lock_study(session, study_id, project)
@@ -383,7 +383,7 @@ def finish_trial(
         "value": completion.value,
         "reason": completion.reason,
         "attrs": dict(completion.attrs),
-        "completion": None if by_service else completion.model_dump(mode="json"),
+        "completion": None if by_service else completion_record(completion),
         "lease_expires_at": None,
         "finished_at": now,
         "retried_by": retry_number,
@@ -391,6 +391,12 @@ def finish_trial(
     }
     trials.update(trial.id, **changes)
     return replace(trial, **changes)
+
+
+def completion_record(completion: Completion) -> dict[str, Any]:
+    """A completion as stored to recognise its replay; without ``cost`` when it sent none, as completions
+    stored before costs existed are (so their replay still matches)."""
+    return completion.model_dump(mode="json", exclude={"cost"} if completion.cost is None else None)
 
 
 def optuna_user_attrs(completion: Completion) -> dict[str, Any]:
