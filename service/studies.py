@@ -35,6 +35,7 @@ from hps.search_spaces import (
 )
 from hps.server.access import require_study
 from hps.server.clock import utcnow
+from hps.server.costs import check_objectives, check_priced, objective_directions, objective_names
 from hps.server.errors import InvalidInput, StudyNameTaken
 from hps.server.plans import Plans, StudyPlan
 from hps.server.queue import drop_queued, enqueue_trial
@@ -56,6 +57,7 @@ def compile_study(spec: StudySpec, registry: Registry) -> StudyPlan:
     """Check a study request and make its plan, once: every default filled in (the task's too), the
     search space resolved, fitted to the model's family and compiled, the sampler and pruner rehearsed.
     The plan's spec is what is stored: it says everything a worker needs and never changes meaning."""
+    spec = check_objectives(spec)
     try:
         space = _fit_to_task(spec, _fit_to_family(spec, resolve(spec.search_space), registry), registry)
         compiled = compile_space(space)
@@ -66,7 +68,7 @@ def compile_study(spec: StudySpec, registry: Registry) -> StudyPlan:
     if spec.task is not None:
         _check_space_for_task(compiled, registry, spec.task)
         spec = _with_task_defaults(spec, spec.task, registry)
-    rehearse(spec.sampler, spec.pruner, compiled, spec.direction)
+    rehearse(spec.sampler, spec.pruner, compiled, objective_directions(spec))
     budget = spec.budget
     grid_size = compiled.size() if spec.sampler.name == "grid" else None
     if budget.n_trials is None:
@@ -196,10 +198,13 @@ def create_study(
     project: str = "default",
     now: datetime | None = None,
     plans: Plans | None = None,
+    price_per_gpu_hour: float | None = None,
 ) -> StudyView:
     """Create the study in Optuna's tables and hps's, or raise ``StudyNameTaken``. ``plans``: this
-    process's plans, which keep the new study's (so its first ask does not read it back)."""
+    process's plans, which keep the new study's (so its first ask does not read it back);
+    ``price_per_gpu_hour``: the operator's, which a study minimizing money needs."""
     plan = compile_study(spec, registry)
+    check_priced(plan.spec, price_per_gpu_hour)
     moment = now or utcnow()
 
     def work(session: Session) -> StudyView:
@@ -231,7 +236,7 @@ def add_study(
     taken = StudyRepository(session).get_by_name(spec.name, project) is not None
     if taken or optuna_tables.study_id_by_name(optuna_name) is not None:
         raise StudyNameTaken(spec.name)
-    study_id = optuna_tables.create_study(optuna_name, spec.direction, spec.metric)
+    study_id = optuna_tables.create_study(optuna_name, objective_directions(spec), objective_names(spec))
     record = StudyRecord(
         id=study_id,
         name=spec.name,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from html import escape
 
 from hps.report.svg import Point, Series, bar_chart, chart, plot_axes
+from hps.report.trade_off import cost_section, trade_off_section
 from hps.wire.range_tests import RangeTestOut
 from hps.wire.reports import (
     ConfirmedConfig,
@@ -66,6 +67,8 @@ def render_report(report: StudyReport) -> str:
     body = [
         _header(report),
         _recommendation(report.recommendation, report.metric),
+        trade_off_section(report.trade_off, report.metric),
+        cost_section(report.cost),
         _confirmed(report.confirmed, report.recommendation.distinguishable, colors),
         _optimizer_table(report.optimizers, colors),
         _history(report, colors),
