@@ -6,7 +6,7 @@ params); it depends on neither.
 
 from hps.search_spaces.compile import CompiledSpace, ParamsMismatch, compile_space
 from hps.search_spaces.learning_rates import LearningRates, fit_learning_rates
-from hps.search_spaces.presets import UnknownPreset, list_presets, load_preset, resolve
+from hps.search_spaces.presets import UnknownPreset, keep_choices, list_presets, load_preset, resolve
 from hps.search_spaces.schema import (
     CategoricalParam,
     FloatParam,
@@ -31,6 +31,7 @@ __all__ = [
     "UnknownPreset",
     "compile_space",
     "fit_learning_rates",
+    "keep_choices",
     "list_presets",
     "load_preset",
     "resolve",

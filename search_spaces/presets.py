@@ -6,12 +6,13 @@ wheel or zip as well as from a checkout.
 """
 
 import functools
+from collections.abc import Collection
 from importlib import resources
 from typing import Any
 
 import yaml
 
-from hps.search_spaces.schema import SearchSpace, SearchSpaceError, check_params
+from hps.search_spaces.schema import CategoricalParam, ParamValue, SearchSpace, SearchSpaceError, check_params
 
 _SUFFIX = ".yaml"
 
@@ -75,6 +76,59 @@ def resolve(space: SearchSpace) -> SearchSpace:
     # kept only where they still fit the merged params.
     starts = space.starts if space.starts is not None else _fitting(merged, preset.starts or [])
     return SearchSpace(description=description, params=merged, starts=starts)
+
+
+def keep_choices(space: SearchSpace, name: str, allowed: Collection[ParamValue]) -> SearchSpace:
+    """``space`` (resolved: params, no preset) with the categorical ``name`` narrowed to the choices in
+    ``allowed``: a param that exists only ``when`` a dropped choice was taken goes with it, and so does a
+    start that took one. Raises ``SearchSpaceError`` (field ``params.<name>.choices``) when no choice is
+    left. A space without ``name`` is returned unchanged."""
+    params = dict(space.params or {})
+    param = params.get(name)
+    if not isinstance(param, CategoricalParam):
+        return space
+    kept = [choice for choice in param.choices if choice in allowed]
+    if not kept:
+        raise SearchSpaceError(
+            f"params.{name}.choices",
+            f"{name}: none of {', '.join(map(str, param.choices))} is allowed here "
+            f"(allowed: {', '.join(map(str, allowed))})",
+        )
+    if len(kept) == len(param.choices):
+        return space
+    params[name] = param.model_copy(update={"choices": kept})
+    dropped = _drop_conditioned(params, name, kept)
+    starts = [
+        start
+        for start in space.starts or []
+        if start.get(name, kept[0]) in kept and not dropped.intersection(start)
+    ]
+    return SearchSpace(
+        description=space.description,
+        params=params,
+        starts=_fitting(params, starts) if space.starts is not None else None,
+    )
+
+
+def _drop_conditioned(params: dict[str, Any], name: str, kept: list[ParamValue]) -> set[str]:
+    """Narrow every ``when`` on ``name`` to ``kept``, dropping params left with no value to exist for (and
+    those that hang on them); the names dropped."""
+    dropped: set[str] = set()
+    for other, param in list(params.items()):
+        if param.when is None or name not in param.when:
+            continue
+        values = [value for value in param.when[name] if value in kept]
+        if values:
+            params[other] = param.model_copy(update={"when": {**param.when, name: values}})
+        else:
+            del params[other]
+            dropped.add(other)
+    # A param that exists only under a dropped one goes too.
+    while orphans := [n for n, p in params.items() if p.when and dropped.intersection(p.when)]:
+        for orphan in orphans:
+            del params[orphan]
+            dropped.add(orphan)
+    return dropped
 
 
 def _fitting(params: dict[str, Any], starts: list[dict[str, Any]]) -> list[dict[str, Any]]:

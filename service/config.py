@@ -61,6 +61,13 @@ class Settings(BaseSettings):
         le=86_400,
         description="A slot found later than this is missed (the schedule's misfire policy applies).",
     )
+    price_per_gpu_hour: float | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="What one GPU-hour costs (any currency): each trial's GPU-seconds become money at this "
+        "price when it completes; unset, trials carry no money.",
+    )
     scheduler_fixed_now: datetime | None = Field(
         default=None, description="Tests only: schedules and the scheduler read this moment as the time."
     )

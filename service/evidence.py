@@ -4,9 +4,10 @@ parameter importances Optuna computes over the same trials. ``hps.report.build``
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
@@ -60,8 +61,20 @@ def gather_evidence(
         frozen = sampling.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,))
     except KeyError:  # deleted since it was read above
         raise StudyNotFound(study_id) from None
-    importances = param_importances(frozen, study.record.direction, _optuna_names(study.record.spec))
+    importances = param_importances(
+        [_metric_only(trial) for trial in frozen], study.record.direction, _optuna_names(study.record.spec)
+    )
     return Evidence(study=study, trials=trials, importances=importances, range_tests=tests)
+
+
+def _metric_only(trial: FrozenTrial) -> FrozenTrial:
+    """A cost-aware study's trial as importances see it: the metric (its first objective) alone, so that
+    they say what drives the metric, as in any other study."""
+    if trial.values is None or len(trial.values) < 2:
+        return trial
+    copied = copy.copy(trial)
+    copied.values = [trial.values[0]]
+    return copied
 
 
 def _optuna_names(spec: dict[str, object]) -> dict[str, str]:

@@ -32,7 +32,7 @@ from hps.server.clock import utcnow
 from hps.server.errors import DomainError, ServiceUnavailable
 from hps.server.store.database import Database
 from hps.server.store.schedules import count_runs_by_outcome
-from hps.server.store.trials import Progress, StudyTrialCounts, TrialRepository
+from hps.server.store.trials import CostSums, Progress, StudyTrialCounts, TrialRepository
 from hps.server.store.workers import WorkerRepository
 
 # A worker counts as active when it asked for work this recently (or holds a live lease).
@@ -54,6 +54,7 @@ class DatabaseFigures:
     """What the database says at one scrape."""
 
     trials: list[StudyTrialCounts]
+    costs: dict[int, CostSums]
     live_leases: int
     active_workers: set[str]
     schedule_runs: dict[str, int]
@@ -65,8 +66,10 @@ def read_figures(db: Database) -> DatabaseFigures:
     def work(session: Session) -> DatabaseFigures:
         now = utcnow()
         trials = TrialRepository(session)
+        counts = trials.counts_by_study()
         return DatabaseFigures(
-            trials=trials.counts_by_study(),
+            trials=counts,
+            costs=trials.cost_sums([study.study_id for study in counts]),
             live_leases=trials.count_live_leases(now),
             active_workers=WorkerRepository(session).active(now - ACTIVE_WORKER_WINDOW, now),
             schedule_runs=count_runs_by_outcome(session),
@@ -90,6 +93,7 @@ class DatabaseCollector:
             GaugeMetricFamily("hps_active_leases", ""),
             GaugeMetricFamily("hps_active_workers", ""),
             GaugeMetricFamily("hps_schedule_runs", ""),
+            *(GaugeMetricFamily(name, "") for name, _, _ in _COSTS),
         ]
 
     def collect(self) -> Iterable[Metric]:
@@ -126,7 +130,42 @@ class DatabaseCollector:
         )
         for outcome, count in sorted(figures.schedule_runs.items()):
             runs.add_metric([outcome], count)
-        return [up, trials, leases, workers, runs]
+        return [up, trials, leases, workers, runs, *_cost_gauges(figures)]
+
+
+# What each study's finished trials cost together (hps.wire.costs), as gauges: name, help, CostSums field.
+_COSTS = (
+    (
+        "hps_study_device_seconds",
+        "Wall seconds the study's finished trials held their devices.",
+        "device_seconds",
+    ),
+    (
+        "hps_study_gpu_seconds",
+        "GPU-seconds (wall x GPUs held) of the study's finished trials.",
+        "gpu_seconds",
+    ),
+    ("hps_study_samples", "Training samples the study's finished trials stepped on.", "samples"),
+    (
+        "hps_study_money",
+        "Money the study's finished trials cost at the price set when each finished.",
+        "money",
+    ),
+)
+
+
+def _cost_gauges(figures: DatabaseFigures) -> list[Metric]:
+    """One gauge per cost, one series per study that has a cost (money: per study with a priced trial)."""
+    gauges: list[Metric] = []
+    for name, text, field in _COSTS:
+        gauge = GaugeMetricFamily(name, text, labels=["study_id", "study", "project"])
+        for study in figures.trials:
+            sums = figures.costs.get(study.study_id)
+            if sums is None or sums.trials == 0 or (field == "money" and sums.priced == 0):
+                continue
+            gauge.add_metric([str(study.study_id), study.name, study.project], float(getattr(sums, field)))
+        gauges.append(gauge)
+    return gauges
 
 
 class Metrics:

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hps.catalog.trial_params import TRAINING_PARAMS
+from hps.catalog.trial_params import CLOSURE, TRAINING_PARAMS
 from hps.search_spaces import (
     CategoricalParam,
     CompiledSpace,
@@ -79,8 +79,8 @@ def check_range_test(spec: StudySpec, space: CompiledSpace) -> None:
 
 
 def plan_range_tests(plan: StudyPlan, study_id: int, now: datetime) -> list[RangeTestRecord]:
-    """The queued tests of a new study with ``lr_range_test``: one per optimizer of its space, over the
-    space's whole ``lr`` range."""
+    """The queued tests of a new study with ``lr_range_test``: one per optimizer of its space (second-order
+    ones excepted), over the space's whole ``lr`` range."""
     spec = plan.spec
     if spec.lr_range_test is None or spec.task is None:
         return []
@@ -114,6 +114,9 @@ def plan_range_tests(plan: StudyPlan, study_id: int, now: datetime) -> list[Rang
             finished_at=None,
         )
         for optimizer in _optimizers(plan.space)
+        # A range test steps with a growing lr and no closure: L-BFGS and Newton scale a step they compute
+        # themselves (lr 1 is the whole step), so they keep the space's range untested.
+        if optimizer not in CLOSURE
     ]
 
 

@@ -39,6 +39,7 @@ from hps.wire.studies import (
 )
 
 T = TypeVar("T")
+Direction = Literal["minimize", "maximize"]
 # Learning-curve steps the rehearsal reports: the first epochs, where pruners decide first.
 _REHEARSAL_STEPS = (1, 2, 3)
 _REHEARSAL_TRIALS = 3
@@ -66,24 +67,27 @@ def check_sampler(spec: SamplerSpec, space: CompiledSpace) -> None:
 
 
 def rehearse(
-    sampler: SamplerSpec, pruner: PrunerSpec, space: CompiledSpace, direction: Literal["minimize", "maximize"]
+    sampler: SamplerSpec, pruner: PrunerSpec, space: CompiledSpace, directions: list[Direction]
 ) -> None:
     """Build the sampler and pruner exactly as a study's trials will, and run a few trials of the space
     through them on an in-memory study: whatever Optuna refuses is an :class:`InvalidInput` naming the
-    sampler's or pruner's field, at creation, instead of a failure at every ask later.
+    sampler's or pruner's field, at creation, instead of a failure at every ask later. ``directions``: one
+    per objective (a cost-aware study has two, and no pruner: it is not asked then, nor reported to).
     Call :func:`check_sampler` first (it keeps a huge grid from being enumerated)."""
     built_sampler = _building("sampler", sampler, lambda: build_sampler(sampler, space))
     built_pruner = _building("pruner", pruner, lambda: build_pruner(pruner))
     study = optuna.create_study(
-        storage=InMemoryStorage(), sampler=built_sampler, pruner=built_pruner, direction=direction
+        storage=InMemoryStorage(), sampler=built_sampler, pruner=built_pruner, directions=directions
     )
+    single = len(directions) == 1
     for number in range(_REHEARSAL_TRIALS):
         trial = _building("sampler", sampler, study.ask)
         _building("sampler", sampler, lambda: space.suggest(trial))  # noqa: B023 (called at once)
-        for step in _REHEARSAL_STEPS:
-            trial.report(float(number), step)
-            _building("pruner", pruner, trial.should_prune)
-        study.tell(trial, float(number))
+        if single:
+            for step in _REHEARSAL_STEPS:
+                trial.report(float(number), step)
+                _building("pruner", pruner, trial.should_prune)
+        study.tell(trial, [float(number)] * len(directions))
 
 
 def _building(section: str, spec: BaseModel, action: Callable[[], T]) -> T:

@@ -14,19 +14,28 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from hps.catalog.families import learning_rates
-from hps.catalog.registry import Registry, UnknownName
-from hps.catalog.trial_params import check_space
+from hps.catalog.registry import Registry, ResolvedTask, UnknownName
+from hps.catalog.trial_params import (
+    CLOSURE,
+    DEFAULT_OPTIMIZER,
+    OptimizerConfigError,
+    check_newton,
+    check_space,
+)
 from hps.search_spaces import (
+    CategoricalParam,
     CompiledSpace,
     ParamValue,
     SearchSpace,
     SearchSpaceError,
     compile_space,
     fit_learning_rates,
+    keep_choices,
     resolve,
 )
 from hps.server.access import require_study
 from hps.server.clock import utcnow
+from hps.server.costs import check_objectives, check_priced, objective_directions, objective_names
 from hps.server.errors import InvalidInput, StudyNameTaken
 from hps.server.plans import Plans, StudyPlan
 from hps.server.queue import drop_queued, enqueue_trial
@@ -48,17 +57,18 @@ def compile_study(spec: StudySpec, registry: Registry) -> StudyPlan:
     """Check a study request and make its plan, once: every default filled in (the task's too), the
     search space resolved, fitted to the model's family and compiled, the sampler and pruner rehearsed.
     The plan's spec is what is stored: it says everything a worker needs and never changes meaning."""
+    spec = check_objectives(spec)
     try:
-        space = _fit_to_family(spec, resolve(spec.search_space), registry)
+        space = _fit_to_task(spec, _fit_to_family(spec, resolve(spec.search_space), registry), registry)
         compiled = compile_space(space)
     except (SearchSpaceError, ValidationError) as exc:
         raise InvalidInput(str(exc), field="search_space") from None
     check_sampler(spec.sampler, compiled)
     check_range_test(spec, compiled)
     if spec.task is not None:
-        _check_space_for_task(compiled, registry, spec.task.name)
+        _check_space_for_task(compiled, registry, spec.task)
         spec = _with_task_defaults(spec, spec.task, registry)
-    rehearse(spec.sampler, spec.pruner, compiled, spec.direction)
+    rehearse(spec.sampler, spec.pruner, compiled, objective_directions(spec))
     budget = spec.budget
     grid_size = compiled.size() if spec.sampler.name == "grid" else None
     if budget.n_trials is None:
@@ -98,12 +108,19 @@ def _with_task_defaults(spec: StudySpec, task: TaskSpec, registry: Registry) -> 
     )
     update: dict[str, object] = {"task": filled, "metric": metric, "direction": direction}
     if "pruner" not in spec.model_fields_set:
-        # Epoch-based fine-tuning: asynchronous successive halving from the first epoch, which in
-        # bench/search_efficiency.py spent the fewest epochs of the pruners tried.
-        update["pruner"] = SuccessiveHalvingPruner(
-            name="successive_halving", min_resource=1, reduction_factor=3
-        )
+        update["pruner"] = default_pruner(resolved.epochs)
     return spec.model_copy(update=update)
+
+
+def default_pruner(epochs: int) -> SuccessiveHalvingPruner:
+    """The pruner of a task study that names none: asynchronous successive halving whose first rung is
+    half the trial's epochs. Judging from the first epoch spent the fewest epochs, but on few-label data
+    the first epoch ranks runs at random and pruned the good ones: in bench/search_quality.py
+    (``--candidates``) first-rung-at-half reached the target on 3 of 5 digits seeds where first-rung-at-1
+    reached none, and on 5 of 5 text seeds (4 of 5), for about 1.4x the epochs (docs/benchmarks.md)."""
+    return SuccessiveHalvingPruner(
+        name="successive_halving", min_resource=max(1, epochs // 2), reduction_factor=3
+    )
 
 
 def _fit_to_family(spec: StudySpec, space: SearchSpace, registry: Registry) -> SearchSpace:
@@ -112,6 +129,8 @@ def _fit_to_family(spec: StudySpec, space: SearchSpace, registry: Registry) -> S
     is the whole preset when an lr range test is to find the rates instead."""
     if spec.task is None or spec.search_space.preset is None or spec.lr_range_test is not None:
         return space
+    if _second_order_only(space):
+        return space  # their lr scales a step they compute: the family's first-order rates do not apply
     task = spec.task
     try:
         family = registry.resolve(task.name, task.model, task.dataset).family
@@ -126,14 +145,49 @@ def _fit_to_family(spec: StudySpec, space: SearchSpace, registry: Registry) -> S
     )
 
 
-def _check_space_for_task(compiled: CompiledSpace, registry: Registry, task: str) -> None:
-    """Every configuration the space can produce must be one the task's workers run."""
+def _fit_to_task(spec: StudySpec, space: SearchSpace, registry: Registry) -> SearchSpace:
+    """A preset's optimizer choice narrowed to those the task's workers run on the study's model (``newton``
+    only for a model within the task's ``max_newton_params``), so every preset fits every task; the study's
+    own ``optimizer`` param is kept as written, and checked."""
+    own = spec.search_space
+    if spec.task is None or own.preset is None or "optimizer" in (own.params or {}):
+        return space
+    task = spec.task
     try:
-        check_space(compiled, registry.task(task).optimizers)
+        resolved = registry.resolve(task.name, task.model, task.dataset)
+    except UnknownName:
+        return space  # refused with its field by the task's own checks
+    allowed = [name for name in resolved.info.optimizers if name != "newton" or _newton_fits(resolved)]
+    return keep_choices(space, "optimizer", allowed)
+
+
+def _newton_fits(resolved: ResolvedTask) -> bool:
+    size = resolved.trainable_params
+    return size is not None and size <= resolved.info.max_newton_params
+
+
+def _second_order_only(space: SearchSpace) -> bool:
+    optimizer = (space.params or {}).get("optimizer")
+    return isinstance(optimizer, CategoricalParam) and all(choice in CLOSURE for choice in optimizer.choices)
+
+
+def _check_space_for_task(compiled: CompiledSpace, registry: Registry, task: TaskSpec) -> None:
+    """Every configuration the space can produce must be one the task's workers run, ``newton`` only on a
+    model small enough for its Hessian."""
+    try:
+        check_space(compiled, registry.task(task.name).optimizers)
+        resolved = registry.resolve(task.name, task.model, task.dataset)
     except UnknownName as exc:
-        raise InvalidInput(exc.message, field="task.name") from None
+        field = "task.name" if exc.kind == "task" else f"task.{exc.kind}"
+        raise InvalidInput(exc.message, field=field) from None
     except SearchSpaceError as exc:
         raise InvalidInput(exc.message, field=f"search_space.{exc.field}") from None
+    optimizer = compiled.params.get("optimizer")
+    choices = optimizer.choices if isinstance(optimizer, CategoricalParam) else [DEFAULT_OPTIMIZER]
+    try:
+        check_newton(choices, resolved.trainable_params, resolved.info.max_newton_params, resolved.describe())
+    except OptimizerConfigError as exc:
+        raise InvalidInput(str(exc), field="search_space.params.optimizer") from None
 
 
 def create_study(
@@ -144,10 +198,13 @@ def create_study(
     project: str = "default",
     now: datetime | None = None,
     plans: Plans | None = None,
+    price_per_gpu_hour: float | None = None,
 ) -> StudyView:
     """Create the study in Optuna's tables and hps's, or raise ``StudyNameTaken``. ``plans``: this
-    process's plans, which keep the new study's (so its first ask does not read it back)."""
+    process's plans, which keep the new study's (so its first ask does not read it back);
+    ``price_per_gpu_hour``: the operator's, which a study minimizing money needs."""
     plan = compile_study(spec, registry)
+    check_priced(plan.spec, price_per_gpu_hour)
     moment = now or utcnow()
 
     def work(session: Session) -> StudyView:
@@ -179,7 +236,7 @@ def add_study(
     taken = StudyRepository(session).get_by_name(spec.name, project) is not None
     if taken or optuna_tables.study_id_by_name(optuna_name) is not None:
         raise StudyNameTaken(spec.name)
-    study_id = optuna_tables.create_study(optuna_name, spec.direction, spec.metric)
+    study_id = optuna_tables.create_study(optuna_name, objective_directions(spec), objective_names(spec))
     record = StudyRecord(
         id=study_id,
         name=spec.name,

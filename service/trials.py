@@ -19,6 +19,7 @@ from hps.search_spaces import ParamValue
 from hps.server.access import require_study
 from hps.server.clock import utcnow
 from hps.server.confirm import enqueue_confirmations
+from hps.server.costs import cost_columns, objective_values
 from hps.server.errors import (
     BudgetExhausted,
     CompletionConflict,
@@ -248,6 +249,9 @@ def report_trial(
         if trial.confirms is not None:
             # A confirmation run measures a configuration already chosen: it runs to its end.
             return ReportAnswer(should_prune=False, should_stop=False)
+        if sampling.plan(study).spec.cost_objective is not None:
+            # A cost-aware study has no pruner (Optuna's pruners judge one objective).
+            return ReportAnswer(should_prune=False, should_stop=False)
         runtime = sampling.runtime(study)
         draft = runtime.draft_of(number, study.id)
         if draft is None:
@@ -297,11 +301,13 @@ def complete_trial(
     *,
     project: str | None = None,
     now: datetime | None = None,
+    price_per_gpu_hour: float | None = None,
 ) -> TrialView:
     """Finish a running trial. Replaying the same completion is harmless; a different one is a
-    conflict, and so is completing a trial whose lease was reaped (its retry's result wins)."""
+    conflict, and so is completing a trial whose lease was reaped (its retry's result wins).
+    ``price_per_gpu_hour`` (the operator's, now) turns the completion's GPU-seconds into money."""
     moment = now or utcnow()
-    sent = completion.model_dump(mode="json")
+    sent = completion_record(completion)
 
     def work(session: Session) -> tuple[TrialView, bool]:
         study = lock_study(session, study_id, project)
@@ -316,7 +322,9 @@ def complete_trial(
                 raise LeaseLost(study_id, number, trial.state)
             raise CompletionConflict(study_id, number, trial.state)
         plan = sampling.plan(study)
-        finished = finish_trial(session, plan, trial, completion, moment)
+        finished = finish_trial(
+            session, plan, trial, completion, moment, price_per_gpu_hour=price_per_gpu_hour
+        )
         ended = settle_study(session, study, plan, moment)
         return trial_views(session, [finished])[0], ended
 
@@ -338,16 +346,21 @@ def finish_trial(
     now: datetime,
     *,
     by_service: bool = False,
+    price_per_gpu_hour: float | None = None,
 ) -> TrialRecord:
     """Write the outcome to Optuna and hps, queue a retry for an infrastructure failure, and return
     the finished record.
     ``by_service`` marks outcomes the service decided (a reaped lease): they keep no completion, so
-    that the late worker's own completion is answered "lease lost"."""
+    that the late worker's own completion is answered "lease lost". A cost-aware study's Optuna trial gets
+    two values, the metric and the cost (:mod:`hps.server.costs`); hps's ``value`` is the metric alone."""
     optuna_tables = OptunaTables(session)
     trials = TrialRepository(session)
     state = _OPTUNA_STATE[completion.state]
-    value = completion.value
-    if completion.state in ("pruned", "diverged"):
+    costs = cost_columns(completion.cost, price_per_gpu_hour)
+    value: float | list[float] | None = completion.value
+    if plan.spec.cost_objective is not None:
+        value = objective_values(plan.spec, completion, costs, trial.number)
+    elif completion.state in ("pruned", "diverged"):
         value = _last_finite(optuna_tables, trial.optuna_trial_id)
     optuna_tables.finish_trial(trial.optuna_trial_id, state, value, optuna_user_attrs(completion), now)
     retry_number = None
@@ -370,13 +383,20 @@ def finish_trial(
         "value": completion.value,
         "reason": completion.reason,
         "attrs": dict(completion.attrs),
-        "completion": None if by_service else completion.model_dump(mode="json"),
+        "completion": None if by_service else completion_record(completion),
         "lease_expires_at": None,
         "finished_at": now,
         "retried_by": retry_number,
+        **costs,
     }
     trials.update(trial.id, **changes)
     return replace(trial, **changes)
+
+
+def completion_record(completion: Completion) -> dict[str, Any]:
+    """A completion as stored to recognise its replay; without ``cost`` when it sent none, as completions
+    stored before costs existed are (so their replay still matches)."""
+    return completion.model_dump(mode="json", exclude={"cost"} if completion.cost is None else None)
 
 
 def optuna_user_attrs(completion: Completion) -> dict[str, Any]:

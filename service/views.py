@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
 from hps.server.store.optuna_tables import OptunaTables
 from hps.server.store.studies import StudyRecord
-from hps.server.store.trials import Progress, TrialRecord, TrialRepository
+from hps.server.store.trials import CostSums, Progress, TrialRecord, TrialRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,7 @@ class StudyView:
     progress: Progress
     remaining: int
     best: TrialView | None
+    cost: CostSums = field(default_factory=CostSums)
 
 
 def finite_or_none(value: float | None) -> float | None:
@@ -58,6 +59,7 @@ def study_views(session: Session, records: Sequence[StudyRecord]) -> list[StudyV
     trials = TrialRepository(session)
     progress = trials.progress(ids)
     best = trials.best(ids, {r.id: r.direction for r in records})
+    costs = trials.cost_sums(ids)
     best_views = {view.record.study_id: view for view in trial_views(session, list(best.values()))}
     views = []
     for record in records:
@@ -69,6 +71,7 @@ def study_views(session: Session, records: Sequence[StudyRecord]) -> list[StudyV
                 progress=counts,
                 remaining=max(0, n_trials - counts.counted),
                 best=best_views.get(record.id),
+                cost=costs[record.id],
             )
         )
     return views

@@ -27,10 +27,12 @@ from hps.catalog.registry import Registry, ResolvedTask
 from hps.client.backoff import Backoff, call_with_retry
 from hps.client.http import HpsClient, HpsError, Outcome
 from hps.client.leases import LeaseKeeper
+from hps.wire.costs import TrialCost
 from hps.wire.range_tests import RangeTestCompletion, RangeTestWork
 from hps.wire.reasons import ReasonCode, reason, reason_code
 from hps.wire.trials import AskOut
 from hps.wire.workers import ClaimOut, WorkKind
+from hps.workers.costs import measure_cost, record_peak, trial_batch_size
 from hps.workers.devices import parse_device
 from hps.workers.faults import FaultyTask, fault_from_environment
 from hps.workers.lr_range_test import RangeTestOutcome, RangeTestPlan, run_range_test
@@ -57,6 +59,11 @@ class WorkerOptions:
     tasks: tuple[str, ...]
     max_trials: int | None = None
     once: bool = False
+    # The share of its device each trial holds: 1/N when N worker processes share one GPU
+    # (``--trials-per-device N``); what a trial's GPU-seconds are counted at.
+    device_share: float = 1.0
+    # Where measured peak memory per task is kept for ``--trials-per-device`` (None: not kept).
+    peak_book: Path | None = None
     idle_backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=30.0))
 
 
@@ -151,10 +158,14 @@ class Worker:
         study_id, number = claim.study_id, claim.trial.number
         with LeaseKeeper(self.client, study_id, number, claim.trial.lease.expires_at) as lease:
             outcome = self._train(claim, claim.trial, lease)
+        held = time.monotonic() - started
         state, value, reason = _completion(outcome, lease, self.stopping)
         attrs = outcome.attrs if isinstance(outcome, TrainingOutcome) else {}
         if state is not None:
-            self._complete(claim, number, state, value, reason, attrs)
+            batch_size = trial_batch_size(claim.task, claim.trial.params)
+            cost = measure_cost(held, attrs, batch_size, self.device, self.options.device_share)
+            record_peak(self.options.peak_book, self.device, claim.task, batch_size, cost)
+            self._complete(claim, number, state, value, reason, attrs, cost)
         if isinstance(outcome, Failure) and reason_code(outcome.reason) == ReasonCode.OOM:
             # Here, outside the except block that caught it, no frame holds the failed step's tensors.
             _free_device_memory(self.device)
@@ -257,6 +268,7 @@ class Worker:
                 direction="maximize" if claim.direction == "maximize" else "minimize",
                 seed=claim.seed,
                 device=self.device,
+                max_newton_params=resolved.info.max_newton_params,
             )
             report = self._reporter(claim, trial, lease)
             stop = _any_set(self.stopping, lease.lost, lease.stop_requested)
@@ -314,12 +326,13 @@ class Worker:
         value: float | None,
         reason: str | None,
         attrs: dict[str, Any],
+        cost: TrialCost,
     ) -> None:
         attrs = {**attrs, "worker_id": self.options.worker_id}
         try:
             call_with_retry(
                 lambda: self.client.complete(
-                    claim.study_id, number, value, state=state, reason=reason, attrs=attrs
+                    claim.study_id, number, value, state=state, reason=reason, attrs=attrs, cost=cost
                 ),
                 give_up_after=3600.0,
             )

@@ -5,6 +5,14 @@ metrics and answers whether to go on (the worker asks the service's pruner there
 callback polled after every step (a lost lease, a shutdown). What the task raises, out-of-memory errors
 included, propagates unchanged for the caller to classify; so do :class:`OptimizerConfigError` for bad
 params and ValueError for a plan the task cannot serve.
+
+Three kinds of step (``hps.catalog.trial_params``): a first-order optimizer takes one gradient a step; L-BFGS
+re-evaluates the loss of the step's batch through a closure as often as its iterations and line search ask;
+Newton takes the gradient and the Hessian of that batch's loss (``torch.func``, through
+:func:`torch.func.functional_call` on the model). ``gd``, ``lbfgs`` and ``newton`` step on the whole training
+set unless the trial sets ``batch_size``. ``function_evals`` counts what each step cost in forward+backward
+passes: 1 for a first-order step, every closure call for L-BFGS, 1 + n for Newton (a gradient, then the
+n Hessian columns of its n params, each about a gradient's work).
 """
 
 from __future__ import annotations
@@ -12,18 +20,19 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from itertools import islice
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from hps.catalog.tasks import Direction
+from hps.catalog.trial_params import FULL_BATCH, check_newton, optimizer_name
 from hps.workers.devices import peak_memory_mb, reset_peak_memory, supports_bf16
-from hps.workers.optimizers import build_optimizer, build_schedule, training_settings
+from hps.workers.optimizers import Newton, build_optimizer, build_schedule, training_settings
 from hps.workers.tasks.base import HeldOutTask, Split, Task
 
 __all__ = [
@@ -42,6 +51,8 @@ State = Literal["complete", "pruned", "diverged", "stopped"]
 _METRIC_PREFIX = "val_"
 # The share of the total improvement an epoch must reach to count as converged.
 _CONVERGED_SHARE = 0.95
+# The batch size that means "the whole training set" to a task's ``train_batches``.
+WHOLE_SET = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,8 @@ class TrainingPlan:
     device: torch.device
     precision: Precision = "auto"
     divergence_factor: float = 10.0
+    # The most trainable params ``newton`` may run on (the task's ``max_newton_params``); None: no limit.
+    max_newton_params: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -131,20 +144,28 @@ def train(
     curve, ``final_train_loss``, ``best_epoch``/``best_value``, ``convergence_epochs`` (the first epoch
     reaching 95 % of the best improvement over epoch 0), ``generalization_gap`` (train minus val metric,
     for complete and pruned runs), ``wall_time_s``, ``peak_memory_mb``, ``device``, ``precision``,
-    ``steps`` and ``epochs_run``. A complete run of a task with a test split also holds ``test_metrics``
+    ``steps``, ``function_evals`` (forward+backward passes, see the module), ``convergence_wall_time_s`` and
+    ``convergence_function_evals`` (spent up to the end of ``convergence_epochs``), ``batch_size`` (the one
+    trained with; full batch for ``gd``, ``lbfgs`` and ``newton`` unless the params set it) and
+    ``epochs_run``. A complete run of a task with a test split also holds ``test_metrics``
     (``"test_<name>"``), evaluated once after the last epoch: nothing reported to the service depends on
     them, so they cannot steer the search.
     """
     started = time.perf_counter()
     settings = training_settings(params)
+    name = optimizer_name(params)
     epochs = settings.epochs or plan.epochs
-    batch_size = settings.batch_size or plan.batch_size
-    bf16 = _use_bf16(plan)
+    batch_size = settings.batch_size or (WHOLE_SET if name in FULL_BATCH else plan.batch_size)
+    # Newton solves with its Hessian: fp32, whatever the device could do in bf16.
+    bf16 = _use_bf16(plan) and name != "newton"
     random.seed(plan.seed)
     torch.manual_seed(plan.seed)
     reset_peak_memory(plan.device)
     model = task.fresh_model(plan.device, plan.seed)
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    if name == "newton" and plan.max_newton_params is not None:
+        size = sum(parameter.numel() for parameter in trainable)
+        check_newton([name], size, plan.max_newton_params, "this model")
     optimizer = build_optimizer(params, trainable, plan.device)
     schedule = build_schedule(optimizer, params, epochs * _count_steps(task, batch_size, plan))
     run = _Run(task, plan, model, optimizer, schedule, batch_size, bf16, report, should_stop)
@@ -183,7 +204,12 @@ class _Run:
     last_losses: list[float] = field(default_factory=list)  # steps taken in the latest epoch that took any
     first_loss: float | None = None
     steps: int = 0
+    function_evals: int = 0
     epochs_run: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    # Per curve point: seconds since the run started, and function evaluations spent so far.
+    elapsed: list[float] = field(default_factory=list)
+    evals_at: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.generator.manual_seed(self.plan.seed)
@@ -213,9 +239,68 @@ class _Run:
 
     def take_step(self, batch: Any, epoch: int, step: int, losses: list[float]) -> _Ending | None:
         """One optimizer step on ``batch``, unless its loss shows divergence (then no step is taken)."""
+        if isinstance(self.optimizer, Newton):
+            return self.take_newton_step(self.optimizer, batch, epoch, step, losses)
         with self.autocast():
             loss = self.task.loss(self.model, batch)
+        self.function_evals += 1
         value = loss.item()
+        ending = self.check_loss(value, epoch, step)
+        if ending is not None:
+            return ending
+        if isinstance(self.optimizer, torch.optim.LBFGS):
+            self.optimizer.step(self.closure(batch, loss))  # type: ignore[no-untyped-call]
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            torch.autograd.backward(loss)
+            self.optimizer.step()
+        self.end_step(value, losses)
+        return None
+
+    def closure(self, batch: Any, first: torch.Tensor) -> Callable[[], float]:
+        """L-BFGS's closure on ``batch``: the loss with fresh gradients. Its first call reuses ``first``, the
+        loss the loop has just computed (and counted) at the same params; every later call is counted."""
+        pending = [first]
+
+        def evaluate() -> float:
+            self.optimizer.zero_grad(set_to_none=True)
+            if pending:
+                loss = pending.pop()
+            else:
+                with self.autocast():
+                    loss = self.task.loss(self.model, batch)
+                self.function_evals += 1
+            torch.autograd.backward(loss)
+            return float(loss.item())
+
+        return evaluate
+
+    def take_newton_step(
+        self, newton: Newton, batch: Any, epoch: int, step: int, losses: list[float]
+    ) -> _Ending | None:
+        """A damped Newton step on ``batch``: the gradient (1 evaluation), then, unless the loss shows
+        divergence, the Hessian (n evaluations) and the step."""
+        wrapper = _LossOfBatch(self.task, self.model)
+        names = [f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad]
+
+        def loss_of(values: Sequence[torch.Tensor]) -> torch.Tensor:
+            replaced = dict(zip(names, values, strict=True))
+            return cast(torch.Tensor, torch.func.functional_call(wrapper, replaced, (batch,)))
+
+        value_tensor, grad = newton.gradient(loss_of)
+        self.function_evals += 1
+        value = float(value_tensor)
+        ending = self.check_loss(value, epoch, step)
+        if ending is not None:
+            return ending
+        newton.aim(loss_of, grad)
+        newton.step()
+        self.function_evals += newton.size
+        self.end_step(value, losses)
+        return None
+
+    def check_loss(self, value: float, epoch: int, step: int) -> _Ending | None:
+        """An ending when a step's loss is not finite or has exploded past its start."""
         if not math.isfinite(value):
             return _Ending("diverged", f"loss is {value} at epoch {epoch} step {step}")
         if self.first_loss is None:
@@ -226,14 +311,14 @@ class _Run:
                 f"loss {value:.3g} exceeds {self.plan.divergence_factor:g}x its start {self.first_loss:.3g} "
                 f"at epoch {epoch} step {step}",
             )
-        self.optimizer.zero_grad(set_to_none=True)
-        torch.autograd.backward(loss)
-        self.optimizer.step()
+        return None
+
+    def end_step(self, value: float, losses: list[float]) -> None:
+        """Book a step taken whose batch's loss before the step was ``value``."""
         self.schedule.step()
         self.steps += 1
         losses.append(value)
         self.last_losses = losses
-        return None
 
     def finish_epoch(self, epoch: int, train_loss: float) -> _Ending | None:
         """Evaluate after ``epoch``, record it and ask the reporter whether to go on."""
@@ -261,7 +346,9 @@ class _Run:
         self.model.eval()
         try:
             with torch.no_grad(), self.autocast():
-                metrics = self.task.evaluate(self.model, split, self.batch_size, self.plan.device)
+                # A full-batch trial still evaluates in the plan's batches: a whole split at once may not fit.
+                batch_size = self.plan.batch_size if self.batch_size == WHOLE_SET else self.batch_size
+                metrics = self.task.evaluate(self.model, split, batch_size, self.plan.device)
         finally:
             self.model.train()
         return {name: float(value) for name, value in metrics.items()}
@@ -276,6 +363,8 @@ class _Run:
         point.update({name: _finite_or_none(value) for name, value in metrics.items()})
         self.curve.append(point)
         self.values.append(metrics[self.plan.metric])
+        self.elapsed.append(time.perf_counter() - self.started)
+        self.evals_at.append(self.function_evals)
 
     def outcome(self, ending: _Ending | None, started: float) -> TrainingOutcome:
         """The outcome of a run that ended with ``ending`` (None: it completed)."""
@@ -283,18 +372,23 @@ class _Run:
         gap = self.generalization_gap() if state in ("complete", "pruned") else None
         best_epoch = _best_epoch(self.values, self.plan.direction)
         final_loss = sum(self.last_losses) / len(self.last_losses) if self.last_losses else None
+        converged = _convergence_epochs(self.values, best_epoch, self.plan.direction)
         attrs: dict[str, Any] = {
             "learning_curve": self.curve,
             "final_train_loss": _finite_or_none(final_loss),
             "best_epoch": best_epoch,
             "best_value": None if best_epoch is None else self.values[best_epoch],
-            "convergence_epochs": _convergence_epochs(self.values, best_epoch, self.plan.direction),
+            "convergence_epochs": converged,
+            "convergence_wall_time_s": _at(self.elapsed, converged),
+            "convergence_function_evals": _at(self.evals_at, converged),
             "generalization_gap": _finite_or_none(gap),
             "wall_time_s": time.perf_counter() - started,
             "peak_memory_mb": peak_memory_mb(self.plan.device),
             "device": str(self.plan.device),
             "precision": "bf16" if self.bf16 else "fp32",
             "steps": self.steps,
+            "function_evals": self.function_evals,
+            "batch_size": self.batch_size if self.batch_size != WHOLE_SET else "full",
             "epochs_run": self.epochs_run,
         }
         if state == "complete" and isinstance(self.task, HeldOutTask) and self.task.has_test_split():
@@ -309,6 +403,23 @@ class _Run:
         name = self.plan.metric.removeprefix(_METRIC_PREFIX)
         train_value = self.evaluate("train").get(name)
         return None if train_value is None else train_value - self.val_metrics[self.plan.metric]
+
+
+class _LossOfBatch(torch.nn.Module):
+    """The task's loss of ``model`` as a module, so that ``torch.func.functional_call`` can swap the model's
+    params for the values Newton differentiates (the task's ``loss`` calls the model as usual)."""
+
+    def __init__(self, task: Task, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.task = task
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.task.loss(self.model, batch)
+
+
+def _at(values: Sequence[float], index: int) -> float | None:
+    return values[index] if index < len(values) else None
 
 
 def _use_bf16(plan: TrainingPlan) -> bool:

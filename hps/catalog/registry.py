@@ -5,7 +5,7 @@ the machines that run them, registered by the operator in a YAML file (``HPS_REG
 
     models:
       my-bert: {task: text-classification, path: /models/bert-base, description: "BERT base",
-                family: transformer}
+                family: transformer, trainable_params: 109483778}
     datasets:
       tickets:
         task: text-classification
@@ -60,6 +60,7 @@ class _FileEntry(BaseModel):
     description: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
     family: str | None = None
+    trainable_params: int | None = Field(default=None, ge=1)
 
 
 class _RegistryFile(BaseModel):
@@ -86,6 +87,18 @@ class ResolvedTask:
         if self.model is not None and self.model.family is not None:
             return self.model.family
         return self.info.family
+
+    @property
+    def trainable_params(self) -> int | None:
+        """How many params a trial trains (None: unknown), as the model entry or the task declares it."""
+        if self.model is not None:
+            return self.model.trainable_params
+        return self.info.trainable_params
+
+    def describe(self) -> str:
+        """The task and model, for messages: ``task digits, model digits-cnn``."""
+        model = "" if self.model is None else f", model {self.model.name}"
+        return f"task {self.info.name}{model}"
 
 
 @dataclass(frozen=True)
@@ -190,6 +203,8 @@ def _file_entry(
         raise RegistryError(f"{kind} {name!r} is already registered (built in); pick another name")
     if entry.task not in tasks:
         raise RegistryError(f"{kind} {name!r} names task {entry.task!r}, which is not registered")
+    if entry.trainable_params is not None and kind != "model":
+        raise RegistryError(f"{kind} {name!r}: trainable_params is for models")
     if entry.family is not None and (kind != "model" or entry.family not in FAMILIES):
         known = ", ".join(FAMILIES)
         raise RegistryError(f"{kind} {name!r}: family is for models, one of {known}; got {entry.family!r}")
@@ -202,6 +217,7 @@ def _file_entry(
             description=entry.description,
             options=entry.options,
             family=entry.family,
+            trainable_params=entry.trainable_params,
         )
     else:
         made = DatasetEntry(name=name, task=entry.task, description=entry.description, options=entry.options)

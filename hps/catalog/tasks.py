@@ -12,6 +12,9 @@ from typing import Any, Literal
 from hps.catalog.trial_params import OPTIMIZERS
 
 Direction = Literal["minimize", "maximize"]
+# Newton's cost grows with n² memory and n Hessian-vector products a step for n trainable params: about
+# 100 MB and seconds a step on a CPU at this size.
+DEFAULT_MAX_NEWTON_PARAMS = 5_000
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,10 @@ class TaskInfo:
     # The model family of its models unless a model names its own (``hps.catalog.families``): which
     # learning rates a study's preset is fitted to.
     family: str = "small-network"
+    # The most trainable params a model may have for its workers to run ``newton`` on it (exact Hessian).
+    max_newton_params: int = DEFAULT_MAX_NEWTON_PARAMS
+    # Trainable params of the task's model when it has no model entries (a model entry says its own).
+    trainable_params: int | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,9 @@ class ModelEntry:
     path: Path | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     family: str | None = None  # None: the task's family
+    # How many params a trial trains (any new head included, sized for the default dataset), when known:
+    # decides whether ``newton`` may run on it.
+    trainable_params: int | None = None
 
 
 @dataclass(frozen=True)

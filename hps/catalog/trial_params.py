@@ -3,8 +3,14 @@ params. Checked by the worker before it trains (``hps.workers.optimizers``) and 
 created (:func:`check_space`), so a search space whose trials the workers would refuse is a 422 at the
 door, not a failed trial later. Nothing here imports torch.
 
-A param that is absent keeps torch's own default for that optimizer, except ``lr`` (always ``1e-3``) and
-``optimizer`` (``"adamw"``).
+A param that is absent keeps torch's own default for that optimizer, except ``lr`` (``1e-3`` for the
+first-order optimizers, ``1.0`` — a whole step — for ``lbfgs`` and ``newton``) and ``optimizer``
+(``"adamw"``).
+
+Three optimizers see the whole training set at every step (:data:`FULL_BATCH`): ``gd`` (gradient descent),
+``lbfgs`` (torch's L-BFGS, which re-evaluates the loss through a closure) and ``newton`` (exact Newton with
+Levenberg damping, Hessian from ``torch.func``). ``newton`` needs the Hessian of every trainable parameter,
+so a task refuses it for models above its ``max_newton_params`` (:func:`check_newton`).
 """
 
 from __future__ import annotations
@@ -18,26 +24,41 @@ from hps.search_spaces import CategoricalParam, CompiledSpace, Param, ParamValue
 
 Schedule = Literal["constant", "cosine", "linear_warmup"]
 
-OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+FIRST_ORDER: tuple[str, ...] = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "gd")
+SECOND_ORDER: tuple[str, ...] = ("lbfgs", "newton")
+OPTIMIZERS: tuple[str, ...] = FIRST_ORDER + SECOND_ORDER
+# Optimizers that step on the whole training set unless the trial sets ``batch_size``: their steps assume
+# one deterministic function (L-BFGS's curvature pairs and line search, Newton's Hessian; GD by definition).
+FULL_BATCH = frozenset({"gd", "lbfgs", "newton"})
+# Optimizers whose step re-evaluates the loss (torch's closure, or the Hessian for Newton).
+CLOSURE = frozenset(SECOND_ORDER)
+LINE_SEARCHES: tuple[str, ...] = ("none", "strong_wolfe")
 SCHEDULES: tuple[Schedule, ...] = ("constant", "cosine", "linear_warmup")
 DEFAULT_OPTIMIZER = "adamw"
 DEFAULT_LR = 1e-3
+# A second-order step is scaled by lr; 1.0 is the whole step (torch's default for L-BFGS).
+_DEFAULT_LRS: Mapping[str, float] = {"lbfgs": 1.0, "newton": 1.0}
 DEFAULT_SCHEDULE: Schedule = "constant"
 DEFAULT_WARMUP_RATIO = 0.1
 
 # Params every optimizer takes.
-_SHARED = frozenset({"optimizer", "lr", "weight_decay"})
-# Params only some optimizers take.
+_SHARED = frozenset({"optimizer", "lr"})
+# Params only some optimizers take (torch's L-BFGS has no weight decay; Newton's damping plays its part).
 _SPECIFIC: Mapping[str, frozenset[str]] = {
-    "sgd": frozenset({"momentum", "nesterov"}),
-    "adam": frozenset({"beta1", "beta2", "eps"}),
-    "adamw": frozenset({"beta1", "beta2", "eps"}),
-    "rmsprop": frozenset({"momentum", "alpha", "eps"}),
-    "adagrad": frozenset({"lr_decay", "eps"}),
+    "sgd": frozenset({"momentum", "nesterov", "weight_decay"}),
+    "adam": frozenset({"beta1", "beta2", "eps", "weight_decay"}),
+    "adamw": frozenset({"beta1", "beta2", "eps", "weight_decay"}),
+    "rmsprop": frozenset({"momentum", "alpha", "eps", "weight_decay"}),
+    "adagrad": frozenset({"lr_decay", "eps", "weight_decay"}),
+    "gd": frozenset({"weight_decay"}),
+    "lbfgs": frozenset({"history_size", "max_iter", "line_search_fn", "tolerance_grad", "tolerance_change"}),
+    "newton": frozenset({"damping"}),
 }
 # Params the training loop reads; the optimizer factory accepts and ignores them.
 TRAINING_PARAMS = frozenset({"batch_size", "epochs", "schedule", "warmup_ratio"})
 KNOWN_PARAMS = _SHARED | TRAINING_PARAMS | frozenset().union(*_SPECIFIC.values())
+# Params that are whole numbers >= 1.
+_INT_PARAMS = frozenset({"batch_size", "epochs", "history_size", "max_iter"})
 
 # Allowed range of each float param, with the words the error message uses for it.
 _RANGES: Mapping[str, tuple[Callable[[float], bool], str]] = {
@@ -50,6 +71,9 @@ _RANGES: Mapping[str, tuple[Callable[[float], bool], str]] = {
     "alpha": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "lr_decay": (lambda v: v >= 0, ">= 0"),
     "warmup_ratio": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "tolerance_grad": (lambda v: v >= 0, ">= 0"),
+    "tolerance_change": (lambda v: v >= 0, ">= 0"),
+    "damping": (lambda v: v >= 0, ">= 0"),
 }
 
 
@@ -104,6 +128,46 @@ def optimizer_name(params: Mapping[str, object]) -> str:
     return str(name)
 
 
+def default_lr(optimizer: str) -> float:
+    """The lr a trial with ``optimizer`` gets when its params leave ``lr`` out."""
+    return _DEFAULT_LRS.get(optimizer, DEFAULT_LR)
+
+
+def line_search(params: Mapping[str, object]) -> str | None:
+    """L-BFGS's ``line_search_fn`` (torch's name, or None for none); absent means none, torch's default."""
+    value = params.get("line_search_fn", "none")
+    if value not in LINE_SEARCHES:
+        raise OptimizerConfigError(
+            f"param 'line_search_fn' must be one of {', '.join(LINE_SEARCHES)}, got {value!r}",
+            "line_search_fn",
+        )
+    return None if value == "none" else str(value)
+
+
+def check_newton(
+    optimizers: Iterable[ParamValue], trainable_params: int | None, limit: int, where: str
+) -> None:
+    """Raise :class:`OptimizerConfigError` (param ``optimizer``) when ``optimizers`` include ``newton`` and
+    the model's ``trainable_params`` exceed ``limit`` (or are unknown). Newton solves with the full
+    Hessian: ``trainable_params``² numbers and as many Hessian-vector products a step. ``where`` names the
+    task and model for the message."""
+    if "newton" not in set(optimizers):
+        return
+    if trainable_params is None:
+        raise OptimizerConfigError(
+            f"optimizer 'newton' needs the model's size, and {where} does not declare its trainable_params; "
+            f"the task runs newton on models of up to {limit:,} trainable params",
+            "optimizer",
+        )
+    if trainable_params > limit:
+        raise OptimizerConfigError(
+            f"optimizer 'newton' needs the full Hessian, and {where} has {trainable_params:,} trainable "
+            f"params: more than the task's limit of {limit:,} (max_newton_params); choose another "
+            f"optimizer or a smaller model",
+            "optimizer",
+        )
+
+
 def check_names(params: Mapping[str, object], optimizer: str) -> None:
     accepted = _SHARED | TRAINING_PARAMS | _SPECIFIC[optimizer]
     for param in params:
@@ -142,6 +206,7 @@ def float_param(params: Mapping[str, object], name: str) -> float | None:
 
 
 def positive_int_param(params: Mapping[str, object], name: str) -> int | None:
+    """The whole-number value (>= 1) of ``name``, or None when absent."""
     if name not in params:
         return None
     value = params[name]
@@ -225,8 +290,10 @@ def _check_one(name: str, value: ParamValue) -> None:
         return  # checked against the task's optimizers
     if name == "schedule":
         training_settings({"schedule": value})
-    elif name in ("epochs", "batch_size"):
+    elif name in _INT_PARAMS:
         positive_int_param({name: value}, name)
+    elif name == "line_search_fn":
+        line_search({name: value})
     elif name == "nesterov":
         if not isinstance(value, bool):
             raise OptimizerConfigError(f"param 'nesterov' must be true or false, got {value!r}", name)

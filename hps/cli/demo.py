@@ -1,8 +1,8 @@
 """``hps demo``: the whole product on one machine in about a minute.
 
 Starts the service on SQLite and worker processes, submits a study that tunes the `optimizers` preset
-(SGD, Adam, AdamW, RMSprop, Adagrad and their own hyperparameters) on the `digits` transfer task with TPE
-and Hyperband, shows live progress, and prints the best params and a per-optimizer table.
+(SGD, Adam, AdamW, RMSprop, Adagrad, L-BFGS and their own hyperparameters) on the `digits` transfer task
+with TPE and Hyperband, shows live progress, and prints the best params and a per-optimizer table.
 """
 
 from __future__ import annotations

@@ -139,6 +139,10 @@ def worker(
     worker_id: str | None = typer.Option(None, help="Default: <host>-<pid>-<device>."),
     threads: int | None = typer.Option(None, min=1, help="torch CPU threads (default: torch's choice)."),
     log_format: str = typer.Option("text", help="text, or json: one JSON object per line."),
+    trials_per_device: int = typer.Option(
+        1, min=1, max=64, help="Trial processes per device, if they fit in its memory (docs/workers.md)."
+    ),
+    device_share: float = typer.Option(1.0, min=0.0, max=1.0, hidden=True),
 ) -> None:
     """Claim trials over HTTP and fine-tune with each sampled optimizer. Needs a URL and a token only."""
     from hps.workers.main import WorkerCommand, run_worker_command
@@ -155,6 +159,8 @@ def worker(
         worker_id=worker_id,
         threads=threads,
         log_json=log_format == "json",
+        trials_per_device=trials_per_device,
+        device_share=device_share,
     )
     raise typer.Exit(run_worker_command(command))
 

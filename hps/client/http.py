@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from hps.wire.costs import TrialCost
 from hps.wire.range_tests import RangeTestCompletion, RangeTestOut, RangeTestsOut
 from hps.wire.reports import StudyReport
 from hps.wire.rules import sendable_text
@@ -184,9 +185,13 @@ class HpsClient:
         state: Outcome = "complete",
         reason: str | None = None,
         attrs: Mapping[str, Any] | None = None,
+        cost: TrialCost | None = None,
     ) -> TrialOut:
-        """Finish a trial: ``complete`` with a value, or ``pruned``/``failed``/``diverged`` with a reason."""
+        """Finish a trial: ``complete`` with a value, or ``pruned``/``failed``/``diverged`` with a reason;
+        ``cost``: what it used (a study whose objectives name a cost needs it to complete)."""
         body: dict[str, Any] = {"state": state, "attrs": dict(attrs or {})}
+        if cost is not None:
+            body["cost"] = cost.model_dump(mode="json", exclude_none=True)
         if value is not None:
             body["value"] = value
         if reason is not None:

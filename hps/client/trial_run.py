@@ -34,6 +34,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from hps.client.leases import LeaseKeeper
+from hps.wire.costs import TrialCost
 from hps.wire.reasons import ReasonCode
 from hps.wire.reasons import reason as reason_text
 from hps.wire.trials import AskOut, ReportOut, TrialOut
@@ -124,9 +125,12 @@ class TrialRun:
         at = f" at step {self.last_step}" if self.last_step is not None else ""
         raise TrialPruned(reason or f"pruned{at}")
 
-    def complete(self, value: float, attrs: dict[str, Any] | None = None) -> TrialOut:
-        """Finish the trial with its final value."""
-        self.result = self._client.complete(self.study_id, self.number, value, attrs=attrs)
+    def complete(
+        self, value: float, attrs: dict[str, Any] | None = None, cost: TrialCost | None = None
+    ) -> TrialOut:
+        """Finish the trial with its final value, and what it cost (a study whose objectives name a cost
+        needs ``cost``)."""
+        self.result = self._client.complete(self.study_id, self.number, value, attrs=attrs, cost=cost)
         self._stop_heartbeats()
         return self.result
 

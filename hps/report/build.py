@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from hps.catalog.trial_params import DEFAULT_OPTIMIZER
 from hps.report.confirmed import confirmed_configs, distinguishable
+from hps.report.pareto import trade_off
 from hps.report.summary import NOT_SEARCHED, OptimizerSummary, optimizer_of, summarize_by_optimizer
 from hps.search_spaces import (
     CategoricalParam,
@@ -29,6 +30,7 @@ from hps.search_spaces import (
 from hps.wire.range_tests import RangeTestOut
 from hps.wire.reports import (
     ConfirmedConfig,
+    CostTradeOff,
     HistoryPoint,
     Importances,
     LrPoint,
@@ -39,7 +41,7 @@ from hps.wire.reports import (
     StudyReport,
     TrialCurve,
 )
-from hps.wire.studies import StudyOut
+from hps.wire.studies import StudyOut, StudySpec
 from hps.wire.trials import TrialOut
 
 Confidence = Literal["none", "low", "medium", "high"]
@@ -102,7 +104,21 @@ def build_report(
         recommendation=recommendation,
         confirmed=confirmed,
         lr_range_tests=list(range_tests),
+        cost=study.cost,
+        trade_off=_trade_off(study, searched, label),
     )
+
+
+def _trade_off(study: StudyOut, searched: list[TrialOut], label: Label) -> CostTradeOff | None:
+    """The metric-against-cost section of a study with a cost objective (None otherwise, and for a stored
+    spec this hps can no longer read: the rest of the report still stands)."""
+    if not study.spec.get("objectives"):
+        return None
+    try:
+        spec = StudySpec.model_validate(study.spec)
+    except ValidationError:
+        return None
+    return trade_off(spec, searched, label)
 
 
 def rank_complete(trials: Sequence[TrialOut], direction: str) -> list[TrialOut]:
@@ -156,6 +172,9 @@ def _row(summary: OptimizerSummary, ranked: list[TrialOut], label: Label) -> Opt
         best_lr=_lr_of(best) if best else None,
         median_convergence_epochs=summary.median_convergence_epochs,
         median_generalization_gap=summary.median_generalization_gap,
+        median_steps=summary.median_steps,
+        median_function_evals=summary.median_function_evals,
+        median_convergence_wall_time_s=summary.median_convergence_wall_time_s,
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from html import escape
 
 from hps.report.svg import Point, Series, bar_chart, chart, plot_axes
+from hps.report.trade_off import cost_section, trade_off_section
 from hps.wire.range_tests import RangeTestOut
 from hps.wire.reports import (
     ConfirmedConfig,
@@ -66,6 +67,8 @@ def render_report(report: StudyReport) -> str:
     body = [
         _header(report),
         _recommendation(report.recommendation, report.metric),
+        trade_off_section(report.trade_off, report.metric),
+        cost_section(report.cost),
         _confirmed(report.confirmed, report.recommendation.distinguishable, colors),
         _optimizer_table(report.optimizers, colors),
         _history(report, colors),
@@ -173,13 +176,16 @@ def _optimizer_table(rows: list[OptimizerRow], colors: dict[str, str]) -> str:
         return f'<section id="optimizers"><h2>Per optimizer</h2>{empty}</section>'
     head = (
         "<tr><th>optimizer</th><th>trials</th><th>complete</th><th>best</th><th>median</th><th>best lr</th>"
-        "<th>epochs to converge (median)</th><th>generalization gap (median)</th><th>pruned</th>"
+        "<th>epochs to converge (median)</th><th>time to converge, s (median)</th><th>steps (median)</th>"
+        "<th>function evals (median)</th><th>generalization gap (median)</th><th>pruned</th>"
         "<th>diverged</th><th>failed</th></tr>"
     )
     body = "".join(
         f"<tr><td>{_swatch(colors[row.optimizer])}{escape(row.optimizer)}</td><td>{row.trials}</td>"
         f"<td>{row.complete}</td><td>{_number(row.best_value)}</td><td>{_number(row.median_value)}</td>"
         f"<td>{_number(row.best_lr, 3)}</td><td>{_number(row.median_convergence_epochs, 3)}</td>"
+        f"<td>{_number(row.median_convergence_wall_time_s, 3)}</td><td>{_number(row.median_steps, 6)}</td>"
+        f"<td>{_number(row.median_function_evals, 6)}</td>"
         f"<td>{_number(row.median_generalization_gap)}</td><td>{row.pruned_share:.0%}</td>"
         f"<td>{row.diverged_share:.0%}</td><td>{row.failed}</td></tr>"
         for row in rows
@@ -187,8 +193,10 @@ def _optimizer_table(rows: list[OptimizerRow], colors: dict[str, str]) -> str:
     return (
         '<section id="optimizers"><h2>Per optimizer</h2>'
         f'<div class="wide"><table class="optimizers">{head}{body}</table></div>'
-        '<p class="note">Best first. Convergence and generalization gap come from the attrs tasks report '
-        "(blank for studies that do not report them).</p></section>"
+        '<p class="note">Best first. Convergence, steps, function evaluations (forward+backward passes: '
+        "L-BFGS's line search and Newton's Hessian columns count, so second-order methods show their fewer, "
+        "costlier steps) and generalization gap (train minus validation metric) come from the attrs tasks "
+        "report (blank for studies that do not report them).</p></section>"
     )
 
 

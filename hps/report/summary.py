@@ -24,6 +24,9 @@ class OptimizerSummary:
     median_value: float | None
     median_convergence_epochs: float | None
     median_generalization_gap: float | None
+    median_steps: float | None
+    median_function_evals: float | None
+    median_convergence_wall_time_s: float | None
 
 
 # What a trial's optimizer is called when its study searches none and has no task whose workers would pick
@@ -74,6 +77,9 @@ def _summarize(name: str, trials: list[TrialOut], direction: str) -> OptimizerSu
         median_value=statistics.median(values) if values else None,
         median_convergence_epochs=_median_attr(trials, "convergence_epochs"),
         median_generalization_gap=_median_attr(trials, "generalization_gap"),
+        median_steps=_median_attr(trials, "steps"),
+        median_function_evals=_median_attr(trials, "function_evals"),
+        median_convergence_wall_time_s=_median_attr(trials, "convergence_wall_time_s"),
     )
 
 
@@ -81,6 +87,8 @@ def _median_attr(trials: list[TrialOut], key: str) -> float | None:
     found = [
         float(t.attrs[key])
         for t in trials
-        if t.state == "complete" and isinstance(t.attrs.get(key), int | float)
+        if t.state == "complete"
+        and isinstance(t.attrs.get(key), int | float)
+        and not isinstance(t.attrs.get(key), bool)
     ]
     return statistics.median(found) if found else None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Literal
 
-Marker = Literal["circle", "cross", "none"]
+Marker = Literal["circle", "cross", "ring", "none"]
 
 WIDTH = 760
 HEIGHT = 300
@@ -181,6 +181,11 @@ def _series(series: Series, x: Axis, y: Axis) -> str:
         tip = f"<title>{escape(point.tip)}</title>" if point.tip else ""
         if series.marker == "circle":
             parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{series.color}">{tip}</circle>')
+        elif series.marker == "ring":  # drawn around a dot to single it out (a recommended trial)
+            parts.append(
+                f'<circle cx="{px:.1f}" cy="{py:.1f}" r="9" fill="none" stroke="{series.color}" '
+                f'stroke-width="2.5">{tip}</circle>'
+            )
         else:
             parts.append(
                 f'<path d="M{px - 4:.1f},{py - 4:.1f}L{px + 4:.1f},{py + 4:.1f}M{px - 4:.1f},{py + 4:.1f}'

@@ -40,6 +40,9 @@ class TaskOut(Out):
     optimizers: list[str] = Field(
         description="The optimizers its workers run: a search space may choose these."
     )
+    max_newton_params: int = Field(
+        description="The most trainable params a model may have for optimizer newton (exact Hessian) to run."
+    )
     family: str = Field(description="The model family of its models, unless a model names its own.")
     learning_rates: LearningRatesOut | None = Field(
         description="What a study's preset lr range and starts are fitted to; null: the preset's own."
@@ -54,6 +57,9 @@ class EntryOut(Out):
     task: str
     description: str
     family: str | None = Field(default=None, description="A model's family; null: its task's.")
+    trainable_params: int | None = Field(
+        default=None, description="How many params a trial trains, for a model that says (newton's limit)."
+    )
 
 
 class TaskList(Out):

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from hps.search_spaces import ParamValue
 from hps.wire.base import Out
+from hps.wire.costs import CostTotals
 from hps.wire.range_tests import RangeTestOut
 from hps.wire.studies import ProgressOut
 from hps.wire.trials import CurvePoint
@@ -33,6 +34,19 @@ class OptimizerRow(Out):
     )
     median_generalization_gap: float | None = Field(
         description="Median attr generalization_gap of its complete trials (tasks report it)."
+    )
+    median_steps: float | None = Field(
+        default=None, description="Median attr steps (optimizer steps) of its complete trials."
+    )
+    median_function_evals: float | None = Field(
+        default=None,
+        description="Median attr function_evals (forward+backward passes, Hessian columns included) of its "
+        "complete trials: the cost a second-order step hides.",
+    )
+    median_convergence_wall_time_s: float | None = Field(
+        default=None,
+        description="Median attr convergence_wall_time_s of its complete trials: seconds to the epoch that "
+        "reached 95% of the best improvement.",
     )
 
 
@@ -156,6 +170,32 @@ class Recommendation(Out):
     )
 
 
+class TradeOffPoint(Out):
+    """A complete trial placed by its metric and its cost."""
+
+    number: int
+    optimizer: str
+    value: float
+    cost: float
+    on_front: bool = Field(description="No other trial is at least as good on both and better on one.")
+
+
+class CostTradeOff(Out):
+    """A cost-aware study's metric against its cost: every complete trial that sent the cost, its Pareto
+    front, and the trial the study's rule (`recommend`) picks off the front."""
+
+    cost: str = Field(
+        description="The cost objective: gpu_seconds, device_seconds, money, peak_memory_mb, samples."
+    )
+    rule: str = Field(description="The rule, in words.")
+    points: list[TradeOffPoint] = Field(description="Complete trials with the cost, cheapest first.")
+    front: list[int] = Field(description="The Pareto front's trial numbers, cheapest first.")
+    recommended: int | None = Field(description="The trial the rule picks; null when none qualifies.")
+    recommended_value: float | None
+    recommended_cost: float | None
+    summary: str = Field(description="The pick in plain language, or why there is none.")
+
+
 class StudyReport(Out):
     """The optimizer report: which optimizer, which learning rate, and how sure we are."""
 
@@ -183,4 +223,8 @@ class StudyReport(Out):
         default_factory=list,
         description="The study's lr range tests (empty without `lr_range_test`): each optimizer's loss "
         "curve and the lr range read off it.",
+    )
+    cost: CostTotals | None = Field(default=None, description="What the study's finished trials cost.")
+    trade_off: CostTradeOff | None = Field(
+        default=None, description="Metric against cost with the Pareto front (a study with `objectives`)."
     )

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from hps.search_spaces import ParamValue, SearchSpace
 from hps.wire.base import Out
+from hps.wire.costs import CostName, CostTotals
 from hps.wire.rules import Frozen
 from hps.wire.trials import MAX_STEP, TrialOut
 
@@ -193,6 +194,39 @@ class LrRangeTestSpec(Frozen):
     )
 
 
+class MetricObjective(Frozen):
+    """The study's metric as an objective: ``{"metric": "val_accuracy"}``, optimized in ``direction``."""
+
+    metric: str = Field(min_length=1, max_length=128)
+
+
+class CostObjective(Frozen):
+    """A cost as an objective, always minimized: ``{"cost": "gpu_seconds"}`` (hps.wire.costs)."""
+
+    cost: CostName
+
+
+Objective = MetricObjective | CostObjective
+
+
+class CheapestWithin(Frozen):
+    """Recommend the cheapest complete trial whose metric is within ``within`` (in the metric's own units)
+    of the best one's."""
+
+    rule: Literal["cheapest_within"] = "cheapest_within"
+    within: float = Field(default=0.0, ge=0, le=1e12)
+
+
+class BestUnder(Frozen):
+    """Recommend the best complete trial whose cost is at most ``max_cost`` (in the cost's own units)."""
+
+    rule: Literal["best_under"]
+    max_cost: float = Field(gt=0, le=1e15)
+
+
+CostRule = Annotated[CheapestWithin | BestUnder, Field(discriminator="rule")]
+
+
 class StudySpec(Frozen):
     """A validated study request. See API.md, "A study request"."""
 
@@ -207,6 +241,25 @@ class StudySpec(Frozen):
     lr_range_test: LrRangeTestSpec | None = Field(
         default=None, description="Run an lr range test per optimizer before sampling; null: none."
     )
+    objectives: list[Objective] | None = Field(
+        default=None,
+        max_length=2,
+        description="Cost-aware search: the metric and one cost, optimized together "
+        '(`[{"metric": "val_accuracy"}, {"cost": "gpu_seconds"}]`); null: the metric alone.',
+    )
+    recommend: CostRule | None = Field(
+        default=None,
+        description="How a cost-aware study picks one trial off its Pareto front (default: the cheapest "
+        "within 0 of the best); only with `objectives`.",
+    )
+
+    @property
+    def cost_objective(self) -> CostName | None:
+        """The cost a cost-aware study minimizes beside its metric; None for a single-objective study."""
+        for objective in self.objectives or ():
+            if isinstance(objective, CostObjective):
+                return objective.cost
+        return None
 
     @property
     def n_trials(self) -> int:
@@ -272,6 +325,7 @@ class StudyOut(Out):
     warm_start: WarmStartOut | None = Field(
         default=None, description="How the study was seeded from an earlier one (docs/schedules.md), or null."
     )
+    cost: CostTotals | None = Field(default=None, description="What its finished trials cost together.")
 
 
 class StudyPage(Out):

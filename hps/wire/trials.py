@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, JsonValue, ValidationInfo, field_validat
 
 from hps.search_spaces import ParamValue
 from hps.wire.base import Out
+from hps.wire.costs import CostOut, TrialCost
 from hps.wire.rules import Frozen, RequestModel
 
 # Steps of a learning curve (a report's bound), and what pruners count in.
@@ -57,6 +58,11 @@ class Completion(Frozen):
     value: float | None = Field(default=None, validate_default=True)
     reason: str | None = Field(default=None, max_length=MAX_REASON)
     attrs: dict[str, JsonValue] = Field(default_factory=dict, max_length=100)
+    cost: TrialCost | None = Field(
+        default=None,
+        description='What the trial used (docs/api.md, "Cost"); required to complete a trial '
+        "of a study whose objectives name a cost.",
+    )
 
     @field_validator("value")
     @classmethod
@@ -105,6 +111,7 @@ class TrialOut(Out):
         description="A confirmation run: the number of the search trial whose configuration it re-runs "
         "with a fresh seed (`budget.confirm`); null for a search trial.",
     )
+    cost: CostOut | None = Field(default=None, description="What it cost; null until it finishes with one.")
     started_at: datetime | None
     finished_at: datetime | None
 

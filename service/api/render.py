@@ -11,9 +11,11 @@ from hps.server.range_tests import StartedRangeTest
 from hps.server.store.range_tests import RangeTestRecord
 from hps.server.store.schedules import ScheduleRecord, ScheduleRunRecord
 from hps.server.store.tokens import TokenRecord
+from hps.server.store.trials import CostSums, TrialRecord
 from hps.server.trials import AskedTrial, ReportAnswer
 from hps.server.views import StudyView, TrialView
 from hps.wire.catalog import EntryOut, LearningRatesOut, TaskOut
+from hps.wire.costs import CostOut, CostTotals
 from hps.wire.range_tests import ChosenRangeOut, RangeTestOut, RangeTestsOut, RangeTestWork
 from hps.wire.schedules import (
     IncumbentOut,
@@ -45,6 +47,33 @@ def trial_out(view: TrialView) -> TrialOut:
         confirms=record.confirms,
         started_at=record.started_at,
         finished_at=record.finished_at,
+        cost=cost_out(record),
+    )
+
+
+def cost_out(record: TrialRecord) -> CostOut | None:
+    """A trial's cost, or None when it sent none."""
+    if record.device_seconds is None:
+        return None
+    return CostOut(
+        device_seconds=record.device_seconds,
+        gpus=record.gpus or 0.0,
+        gpu_seconds=record.gpu_seconds or 0.0,
+        peak_memory_mb=record.peak_memory_mb,
+        samples=record.samples,
+        money=record.money,
+    )
+
+
+def cost_totals(sums: CostSums) -> CostTotals:
+    """A study's cost totals."""
+    return CostTotals(
+        trials=sums.trials,
+        device_seconds=sums.device_seconds,
+        gpu_seconds=sums.gpu_seconds,
+        samples=sums.samples,
+        peak_memory_mb=sums.peak_memory_mb,
+        money=sums.money if sums.priced else None,
     )
 
 
@@ -73,6 +102,7 @@ def study_out(view: StudyView) -> StudyOut:
         created_at=record.created_at,
         finished_at=record.finished_at,
         warm_start=WarmStartOut.model_validate(record.warm_start) if record.warm_start else None,
+        cost=cost_totals(view.cost),
     )
 
 
@@ -115,6 +145,7 @@ def task_out(info: TaskInfo) -> TaskOut:
         metrics=dict(info.metrics),
         default_metric=info.default_metric,
         optimizers=list(info.optimizers),
+        max_newton_params=info.max_newton_params,
         family=info.family,
         learning_rates=learning_rates_out(info.family),
         defaults={
@@ -137,8 +168,15 @@ def learning_rates_out(family: str) -> LearningRatesOut | None:
 
 def entry_out(entry: ModelEntry | DatasetEntry) -> EntryOut:
     """A registered model or dataset, without its path."""
-    family = entry.family if isinstance(entry, ModelEntry) else None
-    return EntryOut(name=entry.name, task=entry.task, description=entry.description, family=family)
+    if isinstance(entry, ModelEntry):
+        return EntryOut(
+            name=entry.name,
+            task=entry.task,
+            description=entry.description,
+            family=entry.family,
+            trainable_params=entry.trainable_params,
+        )
+    return EntryOut(name=entry.name, task=entry.task, description=entry.description)
 
 
 def token_out(token: TokenRecord) -> TokenOut:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -179,6 +180,14 @@ class TrialRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # What the attempt cost (hps.wire.costs), as its completion sent it; null when it sent none. Columns,
+    # not attrs, so that totals are one SUM and money is fixed at the price of the day it finished.
+    device_seconds: Mapped[float | None] = mapped_column(Float)
+    gpus: Mapped[float | None] = mapped_column(Float)
+    gpu_seconds: Mapped[float | None] = mapped_column(Float)
+    peak_memory_mb: Mapped[float | None] = mapped_column(Float)
+    samples: Mapped[int | None] = mapped_column(BigInteger)
+    money: Mapped[float | None] = mapped_column(Float)
 
 
 class ScheduleRow(Base):

@@ -12,7 +12,7 @@ as Optuna's own storage does) before creating trials, because trial numbers coun
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,9 +48,10 @@ class OptunaTables:
         self.session = session
         self._ids = IdWatermarks(session)
 
-    def create_study(self, name: str, direction: str, metric: str) -> int:
-        """Insert a study, its direction and its metric's name (which the dashboard and
-        ``study.metric_names`` show); returns Optuna's study id (never one a deleted study had)."""
+    def create_study(self, name: str, directions: Sequence[str], metrics: Sequence[str]) -> int:
+        """Insert a study, its directions (one per objective: two for a cost-aware study) and its objectives'
+        names (which the dashboard and ``study.metric_names`` show); returns Optuna's study id (never one a
+        deleted study had)."""
         values: dict[str, Any] = {"study_name": name}
         explicit = self._ids.next_id("study", om.StudyModel.study_id)
         if explicit is not None:
@@ -58,12 +59,13 @@ class OptunaTables:
         study_id = self.session.execute(
             insert(om.StudyModel).values(**values).returning(om.StudyModel.study_id)
         ).scalar_one()
-        self.session.execute(
-            insert(om.StudyDirectionModel).values(
-                study_id=study_id, objective=0, direction=StudyDirection[direction.upper()]
+        for objective, direction in enumerate(directions):
+            self.session.execute(
+                insert(om.StudyDirectionModel).values(
+                    study_id=study_id, objective=objective, direction=StudyDirection[direction.upper()]
+                )
             )
-        )
-        self.set_study_system_attr(int(study_id), METRIC_NAMES, [metric])
+        self.set_study_system_attr(int(study_id), METRIC_NAMES, list(metrics))
         return int(study_id)
 
     def study_id_by_name(self, name: str) -> int | None:
@@ -129,21 +131,23 @@ class OptunaTables:
         self,
         trial_id: int,
         state: TrialState,
-        value: float | None,
+        value: float | Sequence[float] | None,
         user_attrs: Mapping[str, Any],
         finished: datetime,
     ) -> None:
-        """Move a RUNNING or WAITING trial to a finished state, with its value and user attrs."""
+        """Move a RUNNING or WAITING trial to a finished state, with its value (or one value per objective)
+        and user attrs."""
         self.session.execute(
             update(_TRIALS)
             .where(_TRIALS.c.trial_id == trial_id)
             .values(state=state, datetime_complete=_utc_naive(finished))
         )
-        if value is not None:
-            stored, kind = _value_row(value)
+        values = [] if value is None else [value] if isinstance(value, float | int) else list(value)
+        for objective, one in enumerate(values):
+            stored, kind = _value_row(one)
             self.session.execute(
                 insert(om.TrialValueModel).values(
-                    trial_id=trial_id, objective=0, value=stored, value_type=kind
+                    trial_id=trial_id, objective=objective, value=stored, value_type=kind
                 )
             )
         self._upsert_attrs(om.TrialUserAttributeModel, trial_id, user_attrs)

@@ -40,6 +40,12 @@ class TrialRecord:
     started_at: datetime | None
     finished_at: datetime | None
     confirms: int | None = None
+    device_seconds: float | None = None
+    gpus: float | None = None
+    gpu_seconds: float | None = None
+    peak_memory_mb: float | None = None
+    samples: int | None = None
+    money: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,20 @@ class Progress:
     def finished(self) -> int:
         """Trials that will never run again."""
         return self.complete + self.pruned + self.diverged + self.failed
+
+
+@dataclass(frozen=True, slots=True)
+class CostSums:
+    """What a study's finished trials cost together; ``trials`` counts those that sent a cost, ``priced``
+    those that also had money (a price was set when they finished)."""
+
+    trials: int = 0
+    device_seconds: float = 0.0
+    gpu_seconds: float = 0.0
+    samples: int = 0
+    peak_memory_mb: float | None = None
+    priced: int = 0
+    money: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +245,38 @@ class TrialRepository:
             StudyTrialCounts(study_id, name, project, Progress(**counts[study_id]))
             for study_id, (name, project) in studies.items()
         ]
+
+    def cost_sums(self, study_ids: Sequence[int]) -> dict[int, CostSums]:
+        """Cost totals of the given studies (every id present; zeros for a study without costs), in one
+        query."""
+        sums = {study_id: CostSums() for study_id in study_ids}
+        if not sums:
+            return sums
+        query = (
+            select(
+                TrialRow.study_id,
+                func.count(TrialRow.device_seconds),
+                func.coalesce(func.sum(TrialRow.device_seconds), 0.0),
+                func.coalesce(func.sum(TrialRow.gpu_seconds), 0.0),
+                func.coalesce(func.sum(TrialRow.samples), 0),
+                func.max(TrialRow.peak_memory_mb),
+                func.count(TrialRow.money),
+                func.coalesce(func.sum(TrialRow.money), 0.0),
+            )
+            .where(TrialRow.study_id.in_(list(study_ids)), TrialRow.device_seconds.is_not(None))
+            .group_by(TrialRow.study_id)
+        )
+        for study_id, count, device, gpu, samples, peak, priced, money in self.session.execute(query):
+            sums[study_id] = CostSums(
+                trials=int(count),
+                device_seconds=float(device or 0.0),
+                gpu_seconds=float(gpu or 0.0),
+                samples=int(samples or 0),
+                peak_memory_mb=None if peak is None else float(peak),
+                priced=int(priced),
+                money=float(money or 0.0),
+            )
+        return sums
 
     def count_live_leases(self, now: datetime) -> int:
         """Running attempts whose lease has not run out yet."""

@@ -339,7 +339,7 @@ def test_every_405_carries_a_non_empty_allow_header(api_server: RunningServer) -
     ("params", "field"),
     [
         (
-            {"optimizer": {"type": "categorical", "choices": ["newton"]}},
+            {"optimizer": {"type": "categorical", "choices": ["lion"]}},
             "search_space.params.optimizer.choices",
         ),
         (
@@ -376,6 +376,4 @@ def test_a_task_study_takes_only_what_the_tasks_workers_run(
         external = {"name": unique(), "search_space": {"params": params}}
         assert client.post("/v1/studies", json=external).status_code == 201
         tasks = {task["name"]: task for task in client.get("/v1/tasks").json()["items"]}
-        assert (
-            "newton" not in tasks["quadratic"]["optimizers"] and "adamw" in tasks["quadratic"]["optimizers"]
-        )
+        assert "lion" not in tasks["quadratic"]["optimizers"] and "adamw" in tasks["quadratic"]["optimizers"]

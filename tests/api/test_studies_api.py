@@ -302,7 +302,7 @@ def test_a_task_study_gets_the_tasks_defaults(api_server: RunningServer) -> None
     assert (study["metric"], study["direction"]) == ("val_accuracy", "maximize")
     assert study["spec"]["task"]["model"] == "digits-cnn"
     assert study["spec"]["pruner"]["name"] == "successive_halving"
-    assert study["progress"]["queued"] == 4  # the preset's starts
+    assert study["progress"]["queued"] == 5  # the preset's starts
 
 
 def test_claim_answers_204_when_there_is_nothing_to_do(api_server: RunningServer) -> None:

@@ -96,6 +96,9 @@ def test_optimizers_preset_conditions() -> None:
         "weight_decay": {"sgd", "adamw"},
         "alpha": {"rmsprop"},
         "lr_decay": {"adagrad"},
+        "history_size": {"lbfgs"},
+        "max_iter": {"lbfgs"},
+        "line_search_fn": {"lbfgs"},
     }
     seen = set()
     for trial in study.trials:
@@ -104,7 +107,7 @@ def test_optimizers_preset_conditions() -> None:
         assert "lr" in config
         for name, optimizers in expected.items():
             assert (name in config) == (config["optimizer"] in optimizers), (name, config)
-    assert seen == {"sgd", "adam", "adamw", "rmsprop", "adagrad"}
+    assert seen == {"sgd", "adam", "adamw", "rmsprop", "adagrad", "lbfgs"}
 
 
 def test_schedules_preset_warmup_only_with_linear_warmup() -> None:

@@ -35,13 +35,28 @@ WORKER_NAMES = {
     "warmup_ratio",
     "batch_size",
     "epochs",
+    "history_size",
+    "max_iter",
+    "line_search_fn",
+    "tolerance_grad",
+    "tolerance_change",
+    "damping",
 }
-OPTIMIZERS = {"sgd", "adam", "adamw", "rmsprop", "adagrad"}
+OPTIMIZERS = {"sgd", "adam", "adamw", "rmsprop", "adagrad", "lbfgs"}
 SCHEDULES = {"constant", "cosine", "linear_warmup"}
 
 
 def test_list_presets() -> None:
-    assert list_presets() == ["adam", "adamw", "bert-grid", "fine-tuning", "optimizers", "schedules", "sgd"]
+    assert list_presets() == [
+        "adam",
+        "adamw",
+        "bert-grid",
+        "fine-tuning",
+        "optimizers",
+        "schedules",
+        "second-order",
+        "sgd",
+    ]
 
 
 @pytest.mark.parametrize("name", list_presets())
@@ -179,7 +194,7 @@ def test_a_preset_is_fitted_to_a_familys_learning_rates() -> None:
     assert isinstance(lr, FloatParam) and (lr.low, lr.high, lr.scale) == (1e-6, 1e-3, "log")
     by_optimizer = {start["optimizer"]: start["lr"] for start in fitted.starts or []}
     # Named optimizers take their rate; the others are clipped into the range.
-    assert by_optimizer == {"adamw": 5e-5, "adam": 3e-5, "sgd": 1e-3, "adagrad": 1e-3}
+    assert by_optimizer == {"adamw": 5e-5, "adam": 3e-5, "sgd": 1e-3, "adagrad": 1e-3, "lbfgs": 1e-3}
     kept = fit_learning_rates(space, rates, keep_range=True, keep_starts=True)
     assert kept.params == space.params and kept.starts == space.starts
     compile_space(fitted)  # still a valid space: every start fits

@@ -56,6 +56,8 @@ datasets:
         ("models: [\n", "cannot read"),
         ("models:\n  x: {task: digits, family: bird}\n", "family"),
         ("datasets:\n  x: {task: digits, family: cnn}\n", "family is for models"),
+        ("datasets:\n  x: {task: digits, trainable_params: 3}\n", "trainable_params is for models"),
+        ("models:\n  x: {task: digits, trainable_params: 0}\n", "trainable_params"),
     ],
 )
 def test_a_bad_file_fails_with_a_message(tmp_path: Path, text: str, words: str) -> None:
@@ -78,3 +80,13 @@ def test_a_models_family_overrides_its_tasks(tmp_path: Path) -> None:
     registry = load_registry(path)
     assert registry.resolve("text-classification").family == "transformer"  # the task's, for minilm-l6
     assert registry.resolve("text-classification", model="tiny-cnn").family == "cnn"
+
+
+def test_a_model_declares_its_trainable_params_for_newtons_limit(tmp_path: Path) -> None:
+    path = write(tmp_path, "models:\n  tiny: {task: text-classification, path: m, trainable_params: 1200}\n")
+    registry = load_registry(path)
+    assert registry.resolve("text-classification", model="tiny").trainable_params == 1200
+    assert registry.resolve("text-classification").trainable_params == 22_713_986  # minilm-l6
+    assert registry.resolve("quadratic").trainable_params == 1  # the task's own, it has no model
+    unknown = write(tmp_path, "models:\n  big: {task: text-classification, path: m}\n")
+    assert load_registry(unknown).resolve("text-classification", model="big").trainable_params is None

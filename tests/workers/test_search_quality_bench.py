@@ -4,22 +4,23 @@ digits training through the same trainer interface, pruning and the range-test s
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
+import statistics
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import torch
 
 from hps.catalog.registry import load_registry
+from hps.report.confirmed import t95
 from hps.server.strategies import build_pruner, build_sampler
+from hps.server.studies import default_pruner
 
-BENCH_FILE = Path(__file__).resolve().parents[2] / "bench" / "search_quality.py"
+BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 EPOCHS = 4
 # Per optimizer, the rate the synthetic curves peak at; the range test's loss is lowest a decade above.
 PEAKS = {"adamw": 1e-4, "sgd": 1e-2}
@@ -27,17 +28,10 @@ RATES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 GRID_RATES = (2e-5, 3e-5, 5e-5)
 
 
-def load_bench() -> ModuleType:
-    """The bench script as a module (bench/ is no package); registered so that its dataclasses resolve."""
-    spec = importlib.util.spec_from_file_location("search_quality", BENCH_FILE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["search_quality"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sq = load_bench()
+# bench/ is no package: its script and the script's own package are imported as the script imports them.
+sys.path.insert(0, str(BENCH_DIR))
+import search_quality as sq  # noqa: E402
+from quality import measures, records, strategies, trainers  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -158,7 +152,7 @@ def table_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def table(table_path: Path) -> Any:
-    return sq.Table(table_path, sq.grid_points())
+    return trainers.Table(table_path, strategies.grid_points())
 
 
 def prune_after(last: int) -> Any:
@@ -180,9 +174,9 @@ def test_table_uses_complete_seeds_and_the_nearest_rate(table: Any) -> None:
 
 
 def test_a_replayed_trial_costs_the_epochs_it_ran(table: Any) -> None:
-    trainer = sq.ReplayTrainer(table, 1 / 12, 16)
+    trainer = trainers.ReplayTrainer(table, 1 / 12, 16)
     params = {"optimizer": "adamw", "lr": 1e-3}  # at the study's batch size, as the preset leaves it
-    full = trainer.run(params, 0, 1, sq._always)
+    full = trainer.run(params, 0, 1, trainers.always_continue)
     pruned = trainer.run(params, 0, 1, prune_after(2))
     row = table.row({**params, "batch_size": 16}, 1)  # (strategy seed 0 + trial 1) mod 2 seeds
     assert full.asked == params and full.params == {**params, "batch_size": 16}
@@ -191,7 +185,7 @@ def test_a_replayed_trial_costs_the_epochs_it_ran(table: Any) -> None:
     assert (full.state, full.values, full.seconds) == ("complete", tuple(row["values"]), 3.0 * 4)
     assert (pruned.state, pruned.epochs, pruned.seconds) == ("pruned", 2, 3.0 * 2)
     assert pruned.values == full.values[:2] and pruned.result is None and full.result == row["values"][-1]
-    diverged = trainer.run({"optimizer": "sgd", "momentum": 0.9, "lr": 0.9}, 1, 0, sq._always)
+    diverged = trainer.run({"optimizer": "sgd", "momentum": 0.9, "lr": 0.9}, 1, 0, trainers.always_continue)
     assert (diverged.state, diverged.epochs, diverged.result) == ("diverged", 1, None)
     assert trainer.test_accuracy(params) == pytest.approx(
         (peak("adamw", 1e-3, 16, 0) + peak("adamw", 1e-3, 16, 1)) / 2 - 0.03
@@ -199,32 +193,41 @@ def test_a_replayed_trial_costs_the_epochs_it_ran(table: Any) -> None:
 
 
 def test_every_strategy_replays_and_charges_compute_cumulatively(table: Any) -> None:
-    trainer = sq.ReplayTrainer(table, 1 / 12, 16)
+    trainer = trainers.ReplayTrainer(table, 1 / 12, 16)
     registry = load_registry()
-    found = sq.strategies(sq.text_bench(EPOCHS), registry, grid=sq.grid_points())
-    assert list(found) == [sq.RANDOM, sq.OPTUNA, sq.GRID, sq.HPS, sq.HPS_RANGE_TEST]
+    found = strategies.strategies(records.text_bench(EPOCHS), registry, grid=strategies.grid_points())
+    assert list(found) == [
+        strategies.RANDOM,
+        strategies.OPTUNA,
+        strategies.GRID,
+        strategies.HPS,
+        strategies.HPS_RANGE_TEST,
+        strategies.HPS_CONFIRM,
+    ]
     histories = sq.run_all(found, trainer, range(2), "text")
     for name, runs in histories.items():
         for history in runs:
-            assert len(history.trials) == (18 if name == sq.GRID else 20)
+            searched = [trial for trial in history.trials if trial.confirms is None]
+            assert len(searched) == (18 if name == strategies.GRID else 20)
             timeline = history.timeline()
             spent = [(epochs, seconds) for epochs, seconds, _ in timeline]
-            assert spent == sorted(spent) and spent[-1] == (history.total_epochs, history.total_seconds)
+            assert spent == sorted(spent)
+            assert spent[-1] == pytest.approx((history.total_epochs, history.total_seconds))
             first_epochs, _, first = timeline[0]
             assert first_epochs == history.setup_epochs + first.epochs
-    grid = histories[sq.GRID][0].trials
+    grid = histories[strategies.GRID][0].trials
     assert {json.dumps(t.asked, sort_keys=True) for t in grid} == {
-        json.dumps(point, sort_keys=True) for point in sq.grid_points()
+        json.dumps(point, sort_keys=True) for point in strategies.grid_points()
     }
     assert all(t.epochs == t.asked["epochs"] for t in grid)
-    hps = [t for h in histories[sq.HPS] for t in h.trials]
+    hps = [t for h in histories[strategies.HPS] for t in h.trials]
     full = max(t.epochs for t in hps)
     assert full == EPOCHS and any(t.state == "pruned" for t in hps)
     assert all(t.epochs < full for t in hps if t.state == "pruned")
-    plan = sq.service_plan(sq.text_bench(EPOCHS), registry, range_test=False)
+    plan = strategies.service_plan(records.text_bench(EPOCHS), registry, range_test=False)
     starts = plan.spec.search_space.starts
-    assert [t.asked for t in histories[sq.HPS][0].trials[:2]] == starts
-    tested = histories[sq.HPS_RANGE_TEST][0]
+    assert [t.asked for t in histories[strategies.HPS][0].trials[:2]] == starts
+    tested = histories[strategies.HPS_RANGE_TEST][0]
     assert [test.optimizer for test in tested.range_tests] == ["adamw", "sgd"]
     assert tested.setup_epochs > 0 and tested.setup_seconds > 0
     for test, start in zip(tested.range_tests, tested.trials[:2], strict=True):
@@ -232,16 +235,52 @@ def test_every_strategy_replays_and_charges_compute_cumulatively(table: Any) -> 
         assert test.chosen.narrowed
         assert PEAKS[test.optimizer] * 10 / 2 <= test.chosen.high <= PEAKS[test.optimizer] * 10
         assert start.asked["lr"] == pytest.approx(math.sqrt(test.chosen.low * test.chosen.high))
-    measured = sq.measure(sq.text_bench(EPOCHS), histories, trainer)
-    random = measured.summaries[sq.RANDOM]
+    for confirmed in histories[strategies.HPS_CONFIRM]:
+        check_confirmation(confirmed)
+    measured = measures.measure(records.text_bench(EPOCHS), histories, trainer)
+    random = measured.summaries[strategies.RANDOM]
     for name, summary in measured.summaries.items():
-        assert measured.versus[sq.RANDOM][name] == (
+        assert measured.versus[strategies.RANDOM][name] == (
             random.epochs_to_target / summary.epochs_to_target,
             random.seconds_to_target / summary.seconds_to_target,
         )
-        assert measured.versus[sq.GRID][name][0] == (
-            measured.summaries[sq.GRID].epochs_to_target / summary.epochs_to_target
+        assert measured.versus[strategies.GRID][name][0] == (
+            measured.summaries[strategies.GRID].epochs_to_target / summary.epochs_to_target
         )
+
+
+def check_confirmation(history: Any) -> None:
+    """hps+confirm: the search's 3 best distinct configurations re-run 3 times each, in full, after the
+    search; the recommendation is the one whose fresh runs have the best lower 90% bound."""
+    searched = [trial for trial in history.trials if trial.confirms is None]
+    runs = [trial for trial in history.trials if trial.confirms is not None]
+    assert history.trials == searched + runs and len(runs) == 9
+    by_number = {trial.number: trial for trial in searched}
+    sources = list(dict.fromkeys(run.confirms for run in runs))
+    assert len(sources) == 3
+    assert len({json.dumps(by_number[n].asked, sort_keys=True) for n in sources}) == 3
+    best = max(t.result for t in searched if t.result is not None)
+    assert by_number[sources[0]].result == best
+    bounds = {}
+    for number in sources:
+        group = [run for run in runs if run.confirms == number]
+        assert [run.asked for run in group] == [by_number[number].asked] * 3
+        assert all(run.state != "pruned" for run in group)
+        values = [run.result for run in group]
+        if None not in values:
+            half = t95(2) * statistics.stdev(values) / math.sqrt(3)
+            bounds[number] = statistics.fmean(values) - half
+    if bounds:
+        assert history.recommended is by_number[max(bounds, key=lambda n: bounds[n])]
+        assert records.recommend(history) is history.recommended
+
+
+def test_the_default_pruner_is_the_candidate_the_benchmark_chose() -> None:
+    for epochs in (1, 3, 4, 8):
+        chosen = strategies.candidate_pruners(epochs)["sh@half"]
+        assert default_pruner(epochs) == chosen
+    plan = strategies.service_plan(records.DIGITS, load_registry(), range_test=False)
+    assert plan.spec.pruner == default_pruner(8)
 
 
 def test_the_summary_line_comes_last(
@@ -259,7 +298,14 @@ def test_the_summary_line_comes_last(
     text = results["tasks"]["text"]
     assert text["table"]["seeds_used"] == [0, 1] and text["table"]["seeds_ignored_incomplete"] == [2]
     assert text["target"] == pytest.approx(text["best"] - 0.02)
-    assert set(text["runs"]) == {sq.RANDOM, sq.OPTUNA, sq.GRID, sq.HPS, sq.HPS_RANGE_TEST}
+    assert set(text["runs"]) == {
+        strategies.RANDOM,
+        strategies.OPTUNA,
+        strategies.GRID,
+        strategies.HPS,
+        strategies.HPS_RANGE_TEST,
+        strategies.HPS_CONFIRM,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -268,20 +314,20 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
     resolved = load_registry().resolve("digits", None, "digits-5to9-few")
     task = make_task(resolved.model, resolved.dataset, tmp_path_factory.mktemp("digits-cache"))
-    return sq.LiveTrainer(task, resolved, 0.2)
+    return trainers.LiveTrainer(task, resolved, 0.2)
 
 
 def test_live_digits_trials_and_a_short_hps_search(digits: Any) -> None:
     params = {"optimizer": "adamw", "lr": 3e-3}
-    full = digits.run(params, 0, 0, sq._always)
+    full = digits.run(params, 0, 0, trainers.always_continue)
     pruned = digits.run(params, 0, 0, prune_after(2))
     assert full.state == "complete" and full.epochs == digits.resolved.epochs == 8
     assert pruned.state == "pruned" and pruned.values == full.values[:2]
-    plan = sq.service_plan(sq.DIGITS, load_registry(), range_test=False)
+    plan = strategies.service_plan(records.DIGITS, load_registry(), range_test=False)
     sampler = build_sampler(plan.spec.sampler.model_copy(update={"seed": 0}), plan.space)
     starts = plan.spec.search_space.starts
-    history = sq.run_search(
-        sq.History(sq.HPS, 0),
+    history = strategies.run_search(
+        records.History(strategies.HPS, 0),
         digits,
         plan.space,
         sampler,
@@ -295,7 +341,9 @@ def test_live_digits_trials_and_a_short_hps_search(digits: Any) -> None:
 
 
 def test_live_digits_range_test_strategy(digits: Any) -> None:
-    strategy = sq.hps_with_range_test(sq.service_plan(sq.DIGITS, load_registry(), range_test=True))
+    strategy = strategies.hps_with_range_test(
+        strategies.service_plan(records.DIGITS, load_registry(), range_test=True)
+    )
     history = strategy(digits, 0)
     assert [test.optimizer for test in history.range_tests] == ["adamw", "sgd"]
     assert all(test.chosen.high <= 1.0 and test.epochs > 0 for test in history.range_tests)

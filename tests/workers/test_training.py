@@ -30,6 +30,10 @@ ATTRS = {
     "device",
     "precision",
     "steps",
+    "function_evals",
+    "convergence_wall_time_s",
+    "convergence_function_evals",
+    "batch_size",
     "epochs_run",
 }
 PLAN = TrainingPlan(

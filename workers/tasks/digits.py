@@ -35,6 +35,9 @@ from hps.workers.tasks.classification import classification_metrics
 from hps.workers.tasks.options import int_option
 
 MODEL_NAME = "digits-cnn"
+# The same pretrained CNN with its backbone frozen: only the new head trains (a linear probe, 1,285 params),
+# which is small enough for exact Newton.
+PROBE_MODEL_NAME = "digits-cnn-probe"
 DATASET_NAME = "digits-5to9"
 FEW_LABELS_DATASET_NAME = "digits-5to9-few"
 RECIPE_VERSION = 1
@@ -150,15 +153,19 @@ def make_task(model: ModelEntry | None, dataset: DatasetEntry | None, cache_dir:
     missing). ``model`` must be the built-in ``digits-cnn`` and ``dataset`` a built-in digits set (None
     means ``digits-5to9``); anything else is a ``ValueError`` naming it. A dataset's options
     ``train_per_class`` and ``val_per_class`` (both or neither) make a few-label split with a test split."""
-    if model is not None and model.name != MODEL_NAME:
-        raise ValueError(f"the digits task only runs the built-in model {MODEL_NAME!r}, not {model.name!r}")
+    if model is not None and model.name not in (MODEL_NAME, PROBE_MODEL_NAME):
+        raise ValueError(
+            f"the digits task only runs the built-in models {MODEL_NAME!r} and {PROBE_MODEL_NAME!r}, "
+            f"not {model.name!r}"
+        )
     if dataset is not None and dataset.name not in (DATASET_NAME, FEW_LABELS_DATASET_NAME):
         raise ValueError(
             f"the digits task only runs on the built-in datasets {DATASET_NAME!r} and "
             f"{FEW_LABELS_DATASET_NAME!r}, not {dataset.name!r}"
         )
     data = load_data(_few_labels(dataset.options) if dataset is not None else None)
-    return DigitsTask(pretrained_backbone(cache_dir, data.source), data.target)
+    frozen = model is not None and model.name == PROBE_MODEL_NAME
+    return DigitsTask(pretrained_backbone(cache_dir, data.source), data.target, freeze_backbone=frozen)
 
 
 def _few_labels(options: Mapping[str, Any]) -> FewLabels | None:
@@ -171,13 +178,20 @@ def _few_labels(options: Mapping[str, Any]) -> FewLabels | None:
 
 
 class DigitsTask:
-    """The pretrained CNN (kept on the CPU, never trained) and the target task's splits (in memory)."""
+    """The pretrained CNN (kept on the CPU, never trained) and the target task's splits (in memory). With
+    ``freeze_backbone`` a trial trains the new head only."""
 
-    def __init__(self, backbone: dict[str, torch.Tensor], splits: Mapping[Split, LabelledImages]) -> None:
+    def __init__(
+        self,
+        backbone: dict[str, torch.Tensor],
+        splits: Mapping[Split, LabelledImages],
+        freeze_backbone: bool = False,
+    ) -> None:
         # Its random initialisation is overwritten at once; drawing it must not move the global random state.
         with torch.random.fork_rng(devices=[]):
             self._pretrained = DigitsCNN()
         self._pretrained.features.load_state_dict(backbone)
+        self._pretrained.features.requires_grad_(not freeze_backbone)
         self._splits = splits
 
     def has_test_split(self) -> bool:
@@ -186,7 +200,7 @@ class DigitsTask:
 
     def fresh_model(self, device: torch.device, seed: int) -> nn.Module:
         """A deep copy of the pretrained backbone with a new head drawn from ``seed``, on ``device``, in
-        training mode; every parameter is trainable."""
+        training mode; every parameter is trainable, unless the backbone is frozen (then the head's only)."""
         model = copy.deepcopy(self._pretrained)
         model.head = _new_head(seed)
         return model.to(device).train()

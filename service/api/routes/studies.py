@@ -38,7 +38,15 @@ def create_study(
     if who.project is not None and project not in (None, who.project):
         raise Forbidden(f"this token creates studies in project {who.project!r} only")
     home = who.project or project or "default"
-    return study_out(studies.create_study(hub.db, spec, hub.registry, project=home, plans=hub.sampling.plans))
+    created = studies.create_study(
+        hub.db,
+        spec,
+        hub.registry,
+        project=home,
+        plans=hub.sampling.plans,
+        price_per_gpu_hour=hub.settings.price_per_gpu_hour,
+    )
+    return study_out(created)
 
 
 @router.get("", response_model=StudyPage)

@@ -120,5 +120,13 @@ def complete(
     who: Principal = Depends(can_run),
 ) -> TrialOut:
     """Finish the trial; an identical replay is answered 200 and changes nothing."""
-    finished = trials.complete_trial(hub.db, hub.sampling, study_id, number, body, project=who.project)
+    finished = trials.complete_trial(
+        hub.db,
+        hub.sampling,
+        study_id,
+        number,
+        body,
+        project=who.project,
+        price_per_gpu_hour=hub.settings.price_per_gpu_hour,
+    )
     return trial_out(finished)

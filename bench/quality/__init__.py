@@ -1,0 +1,1 @@
+"""The parts of bench/search_quality.py: records, trainers, strategies and measures."""
