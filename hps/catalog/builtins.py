@@ -140,6 +140,7 @@ def builtin_models() -> list[ModelEntry]:
                 "synthetic shapes (cached as safetensors)."
             ),
             options={"architecture": "vgg11_bn", "classifier_width": 256},
+            trainable_params=15_715_588,  # with the four-class head of shapes
         ),
         ModelEntry(
             name="docstrings-gpt",
@@ -149,6 +150,7 @@ def builtin_models() -> list[ModelEntry]:
                 "A small GPT-2 (2 layers, 64 wide, byte-level tokenizer) hps pretrains on the Python "
                 "standard library's docstrings it ships (cached as a Hugging Face directory, safetensors)."
             ),
+            trainable_params=124_736,  # the output layer shares the token embedding's weights
         ),
     ]
 

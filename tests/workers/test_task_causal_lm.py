@@ -132,9 +132,11 @@ def test_the_builtin_gpt_is_a_cached_hugging_face_directory_with_a_byte_tokenize
 
 
 def test_pretraining_helps_and_fine_tuning_lowers_the_validation_loss(cache_dir: Path) -> None:
-    task = make_task(*_builtin_entries(), cache_dir)
+    entry, dataset = _builtin_entries()
+    task = make_task(entry, dataset, cache_dir)
     assert task.has_test_split()
     model = task.fresh_model(CPU, seed=0)
+    assert entry is not None and sum(p.numel() for p in model.parameters()) == entry.trainable_params
     before = task.evaluate(model, "val", batch_size=64, device=CPU)
     assert before["perplexity"] == pytest.approx(math.exp(before["loss"]))
     with torch.random.fork_rng(devices=[]):

@@ -124,6 +124,8 @@ def test_the_builtin_vgg_is_made_once_and_fine_tunes_above_chance(cache_dir: Pat
     assert (_builtin_task(cache_dir), (cache_dir / SHAPES_VGG_WEIGHTS).stat().st_mtime_ns)[1] == made
     network = task.fresh_model(CPU, seed=0)
     assert network.get_submodule("classifier.6").weight.shape == (4, 256)
+    declared = load_registry().models[BUILTIN].trainable_params
+    assert sum(p.numel() for p in network.parameters()) == declared  # what newton's size check reads
     optimizer = torch.optim.AdamW(network.parameters(), lr=3e-4)
     generator = torch.Generator().manual_seed(0)
     for batch in task.train_batches(32, generator, CPU):  # one epoch: 14 steps
