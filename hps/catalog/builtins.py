@@ -84,12 +84,13 @@ SPEECH_RECOGNITION = TaskInfo(
     default_metric="val_cer",
     default_model="espeak-deepspeech",
     default_dataset="espeak-phrases",
-    default_epochs=4,
+    default_epochs=6,
     default_batch_size=16,
     default_max_steps_per_epoch=None,
     implementation="hps.workers.tasks.speech:make_task",
     family="small-network",
 )
+
 
 def _minilm_path() -> Path | None:
     try:

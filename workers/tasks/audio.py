@@ -62,7 +62,8 @@ def resample(samples: torch.Tensor, rate: int, target: int = SAMPLE_RATE) -> tor
     resized = torch.zeros(length // 2 + 1, dtype=spectrum.dtype)
     resized[:keep] = spectrum[:keep]
     # irfft's normalisation divides by the output length; rescale so that amplitudes are kept.
-    return (torch.fft.irfft(resized, n=length) * (length / len(samples))).to(torch.float32)
+    resampled: torch.Tensor = torch.fft.irfft(resized, n=length) * (length / len(samples))
+    return resampled.to(torch.float32)
 
 
 def hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
@@ -75,9 +76,7 @@ def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
     return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
 
 
-def mel_filterbank(
-    bands: int = MEL_BANDS, window: int = WINDOW, rate: int = SAMPLE_RATE
-) -> torch.Tensor:
+def mel_filterbank(bands: int = MEL_BANDS, window: int = WINDOW, rate: int = SAMPLE_RATE) -> torch.Tensor:
     """Triangular filters of shape [bands, window // 2 + 1]: band ``b`` rises from 0 at mel point ``b`` to 1
     at point ``b + 1`` and falls to 0 at point ``b + 2``, the ``bands + 2`` points spaced evenly in mel
     from 0 Hz to the Nyquist frequency. Each filter's peak is 1 (no area normalisation)."""
@@ -112,4 +111,3 @@ class LogMel:
         )
         power = spectrum.abs().square()  # [bins, frames]
         return torch.log(self._filters @ power + LOG_FLOOR).T.contiguous()
-

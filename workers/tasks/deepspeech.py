@@ -59,7 +59,9 @@ class DeepSpeech(nn.Module):
         # The recurrent part and the CTC outputs stay in float32 under bf16 autocast: cuDNN's GRU has no
         # bf16 kernels, and CTC's log-probabilities want the precision.
         with torch.autocast(x.device.type, enabled=False):
-            packed = pack_padded_sequence(x.float(), out_lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed = pack_padded_sequence(
+                x.float(), out_lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
             hidden, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.shape[1])
             logits = self.head(hidden)
         return logits.log_softmax(dim=-1).transpose(0, 1), out_lengths

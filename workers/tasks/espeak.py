@@ -102,7 +102,9 @@ def ensure_corpus(cache_dir: Path) -> Path:
         if not target.is_dir():
             staging = Path(tempfile.mkdtemp(prefix=f".{CORPUS_FOLDER}-", dir=cache_dir))
             try:
-                _write_corpus(staging / "pretrain", phrases(PRETRAIN_WORDS, PRETRAIN_PHRASES), PRETRAIN_VOICES)
+                _write_corpus(
+                    staging / "pretrain", phrases(PRETRAIN_WORDS, PRETRAIN_PHRASES), PRETRAIN_VOICES
+                )
                 target_phrases = phrases(TARGET_WORDS, TARGET_PHRASES)
                 splits = ["train"] * TARGET_TRAIN_PHRASES + ["val"] * (TARGET_PHRASES - TARGET_TRAIN_PHRASES)
                 _write_corpus(staging / "target", target_phrases, TARGET_VOICES, splits)

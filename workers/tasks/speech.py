@@ -51,7 +51,7 @@ _VAL_EVERY = 5  # without a split column, rows 5, 10, 15, ... are validation
 
 # The pretraining recipe. Changing any of it changes the weights: bump RECIPE_VERSION with it.
 _PRETRAIN_SEED = 0
-_PRETRAIN_EPOCHS = 30
+_PRETRAIN_EPOCHS = 12
 _PRETRAIN_BATCH_SIZE = 16
 _PRETRAIN_LR = 2e-3
 
@@ -89,10 +89,13 @@ def features_of(samples: torch.Tensor, rate: int, log_mel: LogMel) -> torch.Tens
     return (spectrogram - mean) / (std + 1e-5)
 
 
-def read_audio_folder(root: Path) -> dict[Split, list[Utterance]]:
+def read_audio_folder(
+    root: Path, required: tuple[Split, ...] = ("train", "val")
+) -> dict[Split, list[Utterance]]:
     """The clips of an audio folder by split (see the module's docstring), in the order of
     ``transcripts.csv``. ``ValueError`` naming the folder, the row or the file when anything is wrong, and
-    its subclass ``UnsafePath`` when a path leads outside the folder; train and val must not be empty."""
+    its subclass ``UnsafePath`` when a path leads outside the folder; the ``required`` splits must not be
+    empty."""
     listing = inside(root, Path(TRANSCRIPTS))
     if not listing.is_file():
         raise ValueError(f"dataset {root} has no {TRANSCRIPTS} (columns path,text and optionally split)")
@@ -115,7 +118,7 @@ def read_audio_folder(root: Path) -> dict[Split, list[Utterance]]:
             raise ValueError(f"{where}: {error}") from None
         samples, rate = read_wav(inside(root, Path(row["path"] or "")))
         splits[split].append(Utterance(features_of(samples, rate, log_mel), text, encode(text)))
-    for needed in ("train", "val"):
+    for needed in required:
         if not splits[needed]:
             raise ValueError(f"dataset {root}: the {needed} split is empty")
     return splits
@@ -248,7 +251,9 @@ def load_network(model: ModelEntry) -> DeepSpeech:
     try:
         state = load_file(model.path)
     except (OSError, SafetensorError) as error:
-        raise ValueError(f"cannot read the weights of model {model.name!r} at {model.path}: {error}") from None
+        raise ValueError(
+            f"cannot read the weights of model {model.name!r} at {model.path}: {error}"
+        ) from None
     with torch.random.fork_rng(devices=[]):  # its random initialisation is overwritten at once
         network = DeepSpeech(shape)
     expected = set(network.state_dict())
@@ -278,7 +283,9 @@ def pretrained_state(cache_dir: Path, corpus: Path) -> dict[str, torch.Tensor]:
         cache_dir.mkdir(parents=True, exist_ok=True)
         with exclusive(path.with_name(path.name + ".lock")):
             if not path.exists():
-                write_safetensors_atomically(path, pretrain(read_audio_folder(corpus)["train"]))
+                write_safetensors_atomically(
+                    path, pretrain(read_audio_folder(corpus, required=("train",))["train"])
+                )
     return load_file(path)
 
 

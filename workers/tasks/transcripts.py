@@ -63,7 +63,9 @@ def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[f
     """Character and word error rates of a whole split: the summed edit distances over the summed reference
     lengths (in characters, spaces included, and in words), as speech recognition reports them."""
     char_errors = sum(edit_distance(r, h) for r, h in zip(references, hypotheses, strict=True))
-    word_errors = sum(edit_distance(r.split(), h.split()) for r, h in zip(references, hypotheses, strict=True))
+    word_errors = sum(
+        edit_distance(r.split(), h.split()) for r, h in zip(references, hypotheses, strict=True)
+    )
     chars = sum(len(r) for r in references)
     words = sum(len(r.split()) for r in references)
     return char_errors / chars, word_errors / words
