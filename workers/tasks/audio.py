@@ -67,7 +67,7 @@ def resample(samples: torch.Tensor, rate: int, target: int = SAMPLE_RATE) -> tor
 
 
 def hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
-    """The HTK mel scale: 2595 log10(1 + f / 700), so 1000 Hz is 1000 mel."""
+    """The HTK mel scale: 2595 log10(1 + f / 700), so 1000 Hz is about 1000 mel."""
     return 2595.0 * torch.log10(1.0 + hz / 700.0)
 
 
@@ -81,7 +81,8 @@ def mel_filterbank(bands: int = MEL_BANDS, window: int = WINDOW, rate: int = SAM
     at point ``b + 1`` and falls to 0 at point ``b + 2``, the ``bands + 2`` points spaced evenly in mel
     from 0 Hz to the Nyquist frequency. Each filter's peak is 1 (no area normalisation)."""
     bins = torch.linspace(0.0, rate / 2, window // 2 + 1, dtype=torch.float64)
-    points = mel_to_hz(torch.linspace(0.0, float(hz_to_mel(torch.tensor(rate / 2.0))), bands + 2))
+    top = float(hz_to_mel(torch.tensor(rate / 2.0, dtype=torch.float64)))
+    points = mel_to_hz(torch.linspace(0.0, top, bands + 2, dtype=torch.float64))
     lower, centre, upper = points[:-2, None], points[1:-1, None], points[2:, None]
     rising = (bins - lower) / (centre - lower)
     falling = (upper - bins) / (upper - centre)
