@@ -260,13 +260,13 @@ def load_network(model: ModelEntry) -> DeepSpeech:
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
         raise ValueError(
-            f"{model.path} does not fit DeepSpeech{shape}: missing: {', '.join(missing) or 'none'}; "
+            f"{model.path} does not fit a DeepSpeech of {shape}: missing: {', '.join(missing) or 'none'}; "
             f"unexpected: {', '.join(unexpected) or 'none'}"
         )
     try:
         network.load_state_dict(state)
     except RuntimeError as error:  # right keys, wrong shapes: other channels/hidden/layers options
-        raise ValueError(f"{model.path} does not fit DeepSpeech{shape}: {error}") from None
+        raise ValueError(f"{model.path} does not fit a DeepSpeech of {shape}: {error}") from None
     return network
 
 
