@@ -136,7 +136,7 @@ def test_edit_distances_of_known_pairs() -> None:
     assert edit_distance("flaw", "lawn") == 2
     assert edit_distance("", "abc") == edit_distance("abc", "") == 3
     assert edit_distance("same", "same") == 0
-    assert edit_distance("the quick fox".split(), "the fox jumps".split()) == 2
+    assert edit_distance(["the", "quick", "fox"], ["the", "fox", "jumps"]) == 2
 
 
 def test_error_rates_pool_edits_over_the_split() -> None:

@@ -224,6 +224,6 @@ def test_a_two_trial_study_runs_through_a_real_worker(server: RunningServer, sha
     for trial in trials:
         curve = trial["attrs"]["learning_curve"]
         assert [point["epoch"] for point in curve] == [0, 1, 2]
-        assert all(0 <= point["val_cer"] for point in curve) and trial["value"] == curve[-1]["val_cer"]
+        assert all(point["val_cer"] >= 0 for point in curve) and trial["value"] == curve[-1]["val_cer"]
         assert {"val_wer", "val_loss"} <= set(curve[-1])
     print("seconds per trial:", [round(t["attrs"]["wall_time_s"], 1) for t in trials])
