@@ -139,10 +139,15 @@ def collate(utterances: list[Utterance], device: torch.device) -> SpeechBatch:
     )
 
 
-def ctc_loss(model: nn.Module, batch: SpeechBatch, reduction: str = "mean") -> torch.Tensor:
-    """CTC loss of the model's outputs on the batch, each utterance's divided by its target length;
-    ``mean`` over the batch or ``sum``. An utterance too short for its transcript counts 0 (not inf)."""
+def ctc_loss(model: nn.Module, batch: SpeechBatch) -> torch.Tensor:
+    """The mean over the batch of each utterance's CTC loss divided by its target length."""
     log_probs, out_lengths = model(batch.features, batch.lengths)
+    return per_character_ctc(log_probs, out_lengths, batch).mean()
+
+
+def per_character_ctc(log_probs: torch.Tensor, out_lengths: torch.Tensor, batch: SpeechBatch) -> torch.Tensor:
+    """Each utterance's CTC loss of the network's outputs divided by its target length, [batch]. An
+    utterance too short for its transcript counts 0 (not inf), as CTC cannot align it at all."""
     losses = F.ctc_loss(
         log_probs.float(),
         batch.targets,
@@ -152,8 +157,7 @@ def ctc_loss(model: nn.Module, batch: SpeechBatch, reduction: str = "mean") -> t
         reduction="none",
         zero_infinity=True,
     )
-    per_character = losses / batch.target_lengths.clamp(min=1)
-    return per_character.mean() if reduction == "mean" else per_character.sum()
+    return losses / batch.target_lengths.clamp(min=1)
 
 
 class SpeechTask:
@@ -207,7 +211,7 @@ class SpeechTask:
                     batch = collate(clips[start : start + batch_size], device)
                     log_probs, out_lengths = model(batch.features, batch.lengths)
                     hypotheses += greedy_decode(log_probs, out_lengths)
-                    total_loss += float(ctc_loss(model, batch, reduction="sum"))
+                    total_loss += float(per_character_ctc(log_probs, out_lengths, batch).sum())
         finally:
             model.train(was_training)
         cer, wer = error_rates([clip.text for clip in clips], hypotheses)
