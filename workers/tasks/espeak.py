@@ -89,7 +89,7 @@ def phrases(words: tuple[str, ...], count: int) -> list[str]:
 
 def ensure_corpus(cache_dir: Path) -> Path:
     """``cache_dir/espeak-speech-v1`` with ``pretrain/`` and ``target/`` audio folders, synthesized the
-    first time (about a minute on a CPU). Made under a file lock and renamed into place whole, so that
+    first time (about 25 s of CPU). Made under a file lock and renamed into place whole, so that
     concurrent workers neither synthesize it twice nor see it half written. ``RuntimeError`` saying how
     to install espeak-ng when it is missing."""
     target = cache_dir / CORPUS_FOLDER

@@ -219,24 +219,20 @@ class SpeechTask:
 
 
 def make_task(model: ModelEntry | None, dataset: DatasetEntry | None, cache_dir: Path) -> SpeechTask:
-    """The speech task for a registered model and audio folder, or the built-ins (None means them)."""
-    builtin_model = model is None or (model.name == MODEL_NAME and model.path is None)
-    builtin_data = dataset is None or (dataset.name == DATASET_NAME and dataset.path is None)
-    corpus = ensure_corpus(cache_dir) if builtin_model or builtin_data else None
-    if builtin_data:
-        assert corpus is not None
-        splits = read_audio_folder(corpus / "target")
+    """The speech task for a registered model and audio folder, or the built-ins (None means them). The
+    built-ins are made in ``cache_dir`` when it lacks them, which needs espeak-ng; an operator's own model
+    and folder need neither."""
+    if dataset is None or (dataset.name == DATASET_NAME and dataset.path is None):
+        splits = read_audio_folder(ensure_corpus(cache_dir) / "target")
+    elif dataset.path is None:
+        raise ValueError(f"dataset {dataset.name!r} has no path: register its audio folder")
     else:
-        assert dataset is not None
-        if dataset.path is None:
-            raise ValueError(f"dataset {dataset.name!r} has no path: register its audio folder")
         splits = read_audio_folder(dataset.path)
-    if builtin_model:
-        assert corpus is not None
-        network = DeepSpeech()
-        network.load_state_dict(pretrained_state(cache_dir, corpus / "pretrain"))
+    if model is None or (model.name == MODEL_NAME and model.path is None):
+        with torch.random.fork_rng(devices=[]):  # its random initialisation is overwritten at once
+            network = DeepSpeech()
+        network.load_state_dict(pretrained_state(cache_dir))
     else:
-        assert model is not None
         network = load_network(model)
     return SpeechTask(network, splits)
 
@@ -279,18 +275,21 @@ def weights_path(cache_dir: Path) -> Path:
     return cache_dir / f"{MODEL_NAME}-v{RECIPE_VERSION}.safetensors"
 
 
-def pretrained_state(cache_dir: Path, corpus: Path) -> dict[str, torch.Tensor]:
-    """The pretrained network's state dict from the cache; pretrained on the audio folder ``corpus`` and
-    cached first when the cache has none. Safe to call from many processes at once: one of them trains."""
+def pretrained_state(cache_dir: Path) -> dict[str, torch.Tensor]:
+    """The pretrained network's state dict from the cache; pretrained on the espeak-ng pretrain corpus (made
+    first if missing) and cached when the cache has none. Safe to call from many processes at once: one of
+    them trains."""
     path = weights_path(cache_dir)
     if not path.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
         with exclusive(path.with_name(path.name + ".lock")):
             if not path.exists():
-                write_safetensors_atomically(
-                    path, pretrain(read_audio_folder(corpus, required=("train",))["train"])
-                )
+                write_safetensors_atomically(path, pretrain(_pretraining_clips(cache_dir)))
     return load_file(path)
+
+
+def _pretraining_clips(cache_dir: Path) -> list[Utterance]:
+    return read_audio_folder(ensure_corpus(cache_dir) / "pretrain", required=("train",))["train"]
 
 
 def pretrain(clips: list[Utterance]) -> dict[str, torch.Tensor]:
