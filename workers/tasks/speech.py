@@ -116,7 +116,10 @@ def read_audio_folder(
             text = normalise(row["text"] or "")
         except ValueError as error:
             raise ValueError(f"{where}: {error}") from None
-        samples, rate = read_wav(inside(root, Path(row["path"] or "")))
+        clip = inside(root, Path(row["path"] or ""))
+        if not clip.is_file():
+            raise ValueError(f"{where}: {clip} is not a file")
+        samples, rate = read_wav(clip)
         splits[split].append(Utterance(features_of(samples, rate, log_mel), text, encode(text)))
     for needed in required:
         if not splits[needed]:
