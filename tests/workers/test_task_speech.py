@@ -189,12 +189,14 @@ def test_a_two_trial_study_runs_through_a_real_worker(server: RunningServer, sha
         listed = {task["name"]: task for task in client.get("/v1/tasks").json()["items"]}
     speech = listed[TASK]
     assert speech["metrics"] == {"val_cer": "minimize", "val_wer": "minimize", "val_loss": "minimize"}
-    assert (speech["default_metric"], speech["default_model"], speech["default_dataset"]) == (
-        "val_cer",
-        "espeak-deepspeech",
-        "espeak-phrases",
-    )
-    assert "adam" in speech["optimizers"] and speech["default_epochs"] == 6
+    assert speech["default_metric"] == "val_cer" and "adam" in speech["optimizers"]
+    assert speech["defaults"] == {
+        "model": "espeak-deepspeech",
+        "dataset": "espeak-phrases",
+        "epochs": 6,
+        "batch_size": 16,
+        "max_steps_per_epoch": None,
+    }
 
     # The worker's cache starts with what this module made already, so the trials are all it runs.
     cache = server.data_dir / "cache"
