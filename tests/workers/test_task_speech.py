@@ -155,8 +155,11 @@ def test_bad_folders_and_weights_are_refused_by_name(
         make_task(model, dataset, tmp_path)
     listing = folder / "transcripts.csv"
     good = listing.read_text()
+    shutil.copy(folder / "clips" / "0.wav", tmp_path / "elsewhere.wav")
+    (folder / "clips" / "link.wav").symlink_to(tmp_path / "elsewhere.wav")  # a symlink leading out
     for bad, message in (
         (good.replace("clips/2.wav", "../outside.wav"), "not inside"),
+        (good.replace("clips/2.wav", "clips/link.wav"), "not inside"),
         (good.replace("clips/2.wav", "clips/missing.wav"), r"row 3: .*missing\.wav is not a file"),
         (good.replace("clips/2.wav,", "clips/2.wav,no digits 2"), r"row 3: transcript .* has '2'"),
         (good.replace("path,text", "file,text"), "needs the columns path and text"),
