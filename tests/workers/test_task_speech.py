@@ -22,7 +22,7 @@ from hps.catalog.tasks import DatasetEntry, ModelEntry
 from hps.workers.tasks.audio import read_wav, resample, write_wav
 from hps.workers.tasks.espeak import CORPUS_FOLDER, PRETRAIN_WORDS, TARGET_WORDS, ensure_corpus
 from hps.workers.tasks.files import UnsafePath
-from hps.workers.tasks.speech import SpeechTask, make_task, weights_path
+from hps.workers.tasks.speech import SpeechTask, make_task, pretrain, read_audio_folder, weights_path
 
 CPU = torch.device("cpu")
 TASK = "speech-recognition"
@@ -72,6 +72,19 @@ def test_the_builtins_are_made_once_and_share_neither_words_nor_voices(
     assert heard == set(TARGET_WORDS) and not heard & set(PRETRAIN_WORDS)
     samples, rate = read_wav(corpus / "target" / "clips" / "000-0.wav")
     assert rate == 16_000 and 0.3 < len(samples) / rate < 3.0 and float(samples.abs().max()) > 0.05
+
+
+def test_the_pretraining_recipe_is_deterministic_and_leaves_the_process_as_it_was(shared_cache: Path) -> None:
+    # The recipe on a sixth of the corpus, twice: the same weights, bit for bit.
+    clips = read_audio_folder(shared_cache / CORPUS_FOLDER / "pretrain", ("train",))["train"][::6]
+    torch.manual_seed(123)
+    threads = torch.get_num_threads()
+    first, second = pretrain(clips), pretrain(clips)
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    assert torch.get_num_threads() == threads
+    after = torch.rand(3)
+    torch.manual_seed(123)
+    assert torch.equal(after, torch.rand(3))  # the global random state is as the seed left it
 
 
 def test_fine_tuning_the_pretrained_network_lowers_the_character_error_rate(task: SpeechTask) -> None:
