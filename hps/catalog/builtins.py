@@ -139,6 +139,7 @@ def builtin_models() -> list[ModelEntry]:
                 "A small DeepSpeech-style network hps pretrains on espeak-ng speech: 32 words in 8 voices "
                 "(cached as safetensors)."
             ),
+            trainable_params=676_029,  # all of it: fine-tuning replaces nothing
         ),
     ]
 
