@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from harness.api import unique
+from harness.api import assert_error, unique
 from harness.databases import sqlite_url
 from harness.servers import RunningServer, serving
 from harness.workers import start_worker
@@ -213,6 +213,14 @@ def test_a_two_trial_study_runs_through_a_real_worker(server: RunningServer, sha
         "batch_size": 16,
         "max_steps_per_epoch": None,
     }
+
+    newton = {"params": {"optimizer": {"type": "categorical", "choices": ["adam", "newton"]}}}
+    with server.client() as client:
+        refused = client.post(
+            "/v1/studies", json={"name": unique(), "task": {"name": TASK}, "search_space": newton}
+        )
+    error = assert_error(refused, 422, "invalid", "search_space.params.optimizer")
+    assert "676,029" in error["detail"] and "max_newton_params" in error["detail"]  # too large for a Hessian
 
     # The worker's cache starts with what this module made already, so the trials are all it runs.
     cache = server.data_dir / "cache"
