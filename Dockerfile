@@ -5,6 +5,10 @@ FROM python:3.11-slim
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cu126
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 HPS_DATA_DIR=/var/lib/hps
 
+# espeak-ng synthesizes the speech-recognition task's built-in speech on a worker's first use.
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends espeak-ng \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 # hps/ holds the installable package; its server, workers, search_spaces and migrations are links to
