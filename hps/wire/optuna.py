@@ -1,0 +1,197 @@
+"""Optuna's storage protocol on the wire (``/v1/optuna``): what ``hps.optuna.HpsStorage`` sends and the
+server answers, so that any Optuna program can use hps as its storage.
+
+JSON has no infinity or NaN, and Optuna's values may be either (an objective may return ``inf``; an
+intermediate value may be NaN), so every float of Optuna's is a :data:`Real`: a JSON number when finite,
+otherwise one of the strings ``"inf"``, ``"-inf"``, ``"nan"``. Attribute values travel as the JSON text
+Optuna itself stores (``value_json``), which Python writes with ``NaN``/``Infinity`` and reads back as such.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from hps.wire.base import Out
+from hps.wire.rules import Frozen
+
+NonFinite = Literal["inf", "-inf", "nan"]
+Real = float | NonFinite
+TrialStateName = Literal["RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING"]
+DirectionName = Literal["MINIMIZE", "MAXIMIZE"]
+
+# Optuna's studies.study_name column holds 512 characters; hps's own name column holds 128.
+MAX_STUDY_NAME = 128
+MAX_ATTR_KEY = 512
+MAX_ATTR_JSON = 256 * 1024
+MAX_OBJECTIVES = 16
+MAX_STEP = 2**31 - 1  # Optuna's step column is a 32-bit integer
+
+
+def to_real(value: float) -> Real:
+    """A float as it travels: itself when finite, else its name."""
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def from_real(value: Real) -> float:
+    """A travelling float as a float again."""
+    return float(value)
+
+
+def _check_json(text: str) -> str:
+    try:
+        json.loads(text)
+    except ValueError:
+        raise ValueError("value_json is not JSON text") from None
+    return text
+
+
+class NewStudy(Frozen):
+    """``create_new_study``: a study in the token's project, sampled by its client."""
+
+    study_name: str = Field(max_length=MAX_STUDY_NAME, description="Unique within the project.")
+    directions: list[DirectionName] = Field(min_length=1, max_length=MAX_OBJECTIVES)
+
+    @field_validator("study_name")
+    @classmethod
+    def _no_slash(cls, name: str) -> str:
+        if "/" in name:
+            raise ValueError("a study name cannot hold '/' (it separates the project in Optuna's name)")
+        return name
+
+
+class AttrIn(Frozen):
+    """One user or system attribute: its value as JSON text."""
+
+    key: str = Field(max_length=MAX_ATTR_KEY)
+    value_json: str = Field(max_length=MAX_ATTR_JSON)
+
+    _json = field_validator("value_json")(_check_json)
+
+
+class ParamIn(Frozen):
+    """``set_trial_param``: the internal representation and the distribution as Optuna writes it."""
+
+    name: str = Field(max_length=MAX_ATTR_KEY)
+    value: Real
+    distribution_json: str = Field(max_length=MAX_ATTR_JSON)
+
+
+class StateIn(Frozen):
+    """``set_trial_state_values``."""
+
+    state: TrialStateName
+    values: list[Real] | None = Field(default=None, max_length=MAX_OBJECTIVES)
+
+
+class IntermediateIn(Frozen):
+    """``set_trial_intermediate_value``."""
+
+    step: int = Field(ge=0, le=MAX_STEP)
+    value: Real
+
+
+class HeartbeatIn(Frozen):
+    """A heartbeat: the client's ``grace_period`` travels with it, since the reaper fails a trial whose
+    heartbeat is older than that."""
+
+    grace_period_s: int = Field(ge=1, le=7 * 24 * 3600)
+
+
+class TrialIn(Frozen):
+    """A template trial (``create_new_trial(study_id, template_trial)``; ``enqueue_trial``, ``add_trial``)."""
+
+    state: TrialStateName
+    values: list[Real] | None = Field(default=None, max_length=MAX_OBJECTIVES)
+    datetime_start: datetime | None = None
+    datetime_complete: datetime | None = None
+    params: dict[str, Real] = Field(default_factory=dict, description="Internal representations.")
+    distributions: dict[str, str] = Field(default_factory=dict, description="Distribution JSON per param.")
+    user_attrs: dict[str, str] = Field(default_factory=dict, description="JSON text per key.")
+    system_attrs: dict[str, str] = Field(default_factory=dict, description="JSON text per key.")
+    intermediate_values: dict[int, Real] = Field(default_factory=dict)
+
+
+class NewTrialIn(Frozen):
+    """The body of ``create_new_trial``: no template makes a RUNNING trial."""
+
+    template: TrialIn | None = None
+
+
+class StudyRef(Out):
+    """A study's id."""
+
+    study_id: int
+
+
+class StudyInfo(Out):
+    """What a study is: name and directions never change; attrs do."""
+
+    study_id: int
+    study_name: str
+    directions: list[DirectionName]
+    user_attrs: dict[str, str]
+    system_attrs: dict[str, str]
+
+
+class StudyList(Out):
+    """Every study of the project."""
+
+    studies: list[StudyInfo]
+
+
+class TrialWire(Out):
+    """A trial as Optuna's ``FrozenTrial`` holds it (params in their internal representation)."""
+
+    trial_id: int
+    number: int
+    state: TrialStateName
+    values: list[Real] | None
+    datetime_start: datetime | None
+    datetime_complete: datetime | None
+    params: dict[str, Real]
+    distributions: dict[str, str]
+    user_attrs: dict[str, str]
+    system_attrs: dict[str, str]
+    intermediate_values: dict[int, Real]
+
+
+class TrialList(Out):
+    """Trials of one study: those created after ``after`` plus the watched ones; ``changed`` is what the
+    client must replace in its cache."""
+
+    trials: list[TrialWire]
+
+
+class TrialIdOut(Out):
+    """A trial's id."""
+
+    trial_id: int
+
+
+class UpdatedOut(Out):
+    """``set_trial_state_values``: False when a WAITING trial was taken by another client first."""
+
+    updated: bool
+
+
+class StaleOut(Out):
+    """Trials of the study whose heartbeat is older than the caller's grace period (failed by the caller,
+    as Optuna's ``fail_stale_trials`` does), and trials hps's reaper already failed that no client has
+    reported yet (``reaped``: the caller runs its failed-trial callback on them)."""
+
+    stale: list[int]
+    reaped: list[int]
+
+
+def attrs_out(attrs: dict[str, Any]) -> dict[str, str]:
+    """Attribute values as JSON text, the way Optuna stores them."""
+    return {key: json.dumps(value) for key, value in attrs.items()}
