@@ -85,7 +85,9 @@ def run(kind: str, where: str, trials: int, processes: int) -> float:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     per = trials // processes
-    workers = [context.Process(target=program, args=(kind, where, name, per, queue)) for _ in range(processes)]
+    workers = [
+        context.Process(target=program, args=(kind, where, name, per, queue)) for _ in range(processes)
+    ]
     for worker in workers:
         worker.start()
     spans = [queue.get(timeout=3600) for _ in workers]

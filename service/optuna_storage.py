@@ -38,7 +38,7 @@ from hps.server.errors import (
     TrialFinished,
 )
 from hps.server.store.database import Database
-from hps.server.store.optuna_storage import Owner, OptunaStorageTables
+from hps.server.store.optuna_storage import OptunaStorageTables, Owner
 from hps.server.store.studies import StudyRecord, StudyRepository
 from hps.wire.optuna import (
     DirectionName,
@@ -63,7 +63,7 @@ def trial_wire(trial: FrozenTrial) -> TrialWire:
     return TrialWire(
         trial_id=trial._trial_id,
         number=trial.number,
-        state=trial.state.name,  # type: ignore[arg-type]
+        state=trial.state.name,
         values=None if trial.values is None else [to_real(v) for v in trial.values],
         datetime_start=trial.datetime_start,
         datetime_complete=trial.datetime_complete,
@@ -88,7 +88,9 @@ def _distribution(text: str, field: str) -> BaseDistribution:
 def template_trial(wire: TrialIn) -> FrozenTrial:
     """The template of ``create_new_trial`` as Optuna's ``FrozenTrial``; 422 naming the field when a
     param does not fit its distribution."""
-    distributions = {name: _distribution(text, f"distributions.{name}") for name, text in wire.distributions.items()}
+    distributions = {
+        name: _distribution(text, f"distributions.{name}") for name, text in wire.distributions.items()
+    }
     if set(distributions) != set(wire.params):
         raise InvalidInput("params and distributions must name the same params", field="template.params")
     params = {}
@@ -96,7 +98,9 @@ def template_trial(wire: TrialIn) -> FrozenTrial:
         try:
             params[name] = distributions[name].to_external_repr(from_real(internal))
         except (ValueError, IndexError, TypeError):
-            raise InvalidInput(f"{internal} does not fit {name}'s distribution", field=f"params.{name}") from None
+            raise InvalidInput(
+                f"{internal} does not fit {name}'s distribution", field=f"params.{name}"
+            ) from None
     values = None if wire.values is None else [from_real(v) for v in wire.values]
     return FrozenTrial(
         number=0,
@@ -305,7 +309,7 @@ class OptunaStorageService:
         return StudyInfo(
             study_id=record.id,
             study_name=record.name,
-            directions=[d.name for d in directions],  # type: ignore[misc]
+            directions=[d.name for d in directions],
             user_attrs={key: json.dumps(value) for key, value in user.items()},
             system_attrs={key: json.dumps(value) for key, value in system.items()},
         )
@@ -347,4 +351,3 @@ def reap_stale_storage_trials(db: Database, now: datetime | None = None) -> int:
 
         failed += db.run(work, write=True)
     return failed
-

@@ -21,8 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from hps.search_spaces import CompiledSpace, ParamValue
 from hps.server.errors import StudySampledByClient
 from hps.server.plans import Plans, StudyPlan, UnreadableSpec
-from hps.server.store.optuna_storage import is_storage_study
 from hps.server.store.draft import Draft, DraftStorage
+from hps.server.store.optuna_storage import is_storage_study
 from hps.server.store.studies import StudyRecord
 from hps.server.strategies import build_pruner, build_sampler, reseed_for_trial
 

@@ -95,7 +95,8 @@ def _template(trial: FrozenTrial) -> dict[str, Any]:
         "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else None,
         "datetime_complete": trial.datetime_complete.isoformat() if trial.datetime_complete else None,
         "params": {
-            name: to_real(trial.distributions[name].to_internal_repr(value)) for name, value in trial.params.items()
+            name: to_real(trial.distributions[name].to_internal_repr(value))
+            for name, value in trial.params.items()
         },
         "distributions": {name: distribution_to_json(d) for name, d in trial.distributions.items()},
         "user_attrs": {key: json.dumps(value) for key, value in trial.user_attrs.items()},
@@ -221,7 +222,9 @@ class HpsStorage(BaseStorage, BaseHeartbeat):
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         body = {"template": None if template_trial is None else _template(template_trial)}
-        wire = TrialWire.model_validate(self._send("POST", f"/v1/optuna/studies/{study_id}/trials", json=body).json())
+        wire = TrialWire.model_validate(
+            self._send("POST", f"/v1/optuna/studies/{study_id}/trials", json=body).json()
+        )
         with self._lock:
             self._trial_study[wire.trial_id] = study_id
         return wire.trial_id
@@ -351,8 +354,8 @@ class HpsStorage(BaseStorage, BaseHeartbeat):
                 cache.max_id = max(cache.max_id, trial._trial_id)
             trials = sorted([*cache.finished.values(), *cache.unfinished.values()], key=lambda t: t.number)
         with self._lock:
-            for trial in changed:
-                self._trial_study[trial.trial_id] = study_id
+            for wire in changed:
+                self._trial_study[wire.trial_id] = study_id
         return trials
 
     # Plumbing

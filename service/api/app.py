@@ -59,7 +59,9 @@ def create_app(settings: Settings) -> FastAPI:
             pool_size=settings.db_pool_size,
         )
         sampling = Sampling(url, engine_kwargs=_optuna_engine_kwargs(settings, url))
-        optuna_backend = RDBStorage(url, engine_kwargs=_optuna_engine_kwargs(settings, url), skip_table_creation=True)
+        optuna_backend = RDBStorage(
+            url, engine_kwargs=_optuna_engine_kwargs(settings, url), skip_table_creation=True
+        )
         app.state.optuna_storage = OptunaStorageService(db, optuna_backend)
         registry = load_registry(settings.registry)
         recorder = Metrics(db)  # per app: several apps in one process never share a registry

@@ -72,9 +72,7 @@ class OptunaStorageTables:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def create_study(
-        self, project: str, name: str, directions: Sequence[str], now: datetime
-    ) -> StudyRecord:
+    def create_study(self, project: str, name: str, directions: Sequence[str], now: datetime) -> StudyRecord:
         """Insert Optuna's study with its directions and the ``hps_studies`` row; ``StudyNameTaken`` when
         the project has a study of that name."""
         optuna_name = optuna_study_name(project, name)
@@ -162,18 +160,20 @@ class OptunaStorageTables:
     def database_now(self) -> datetime:
         """The database's clock, naive, as heartbeats are written."""
         moment = self.session.execute(select(func.now())).scalar_one()
-        return moment.replace(tzinfo=None)  # type: ignore[no-any-return]
+        return moment.replace(tzinfo=None)
 
     def stale(self, study_id: int | None, grace_s: int | None) -> list[StaleTrial]:
         """Running trials (of one study, or of any) whose heartbeat is older than ``grace_s`` (None: the
         grace period each trial's client recorded; trials without one are skipped)."""
-        grace = (
-            select(_SYSTEM.c.trial_id, _SYSTEM.c.value_json)
-            .where(_SYSTEM.c.key == GRACE_ATTR)
-            .subquery()
-        )
+        grace = select(_SYSTEM.c.trial_id, _SYSTEM.c.value_json).where(_SYSTEM.c.key == GRACE_ATTR).subquery()
         query = (
-            select(_TRIALS.c.study_id, _TRIALS.c.trial_id, _TRIALS.c.number, _BEATS.c.heartbeat, grace.c.value_json)
+            select(
+                _TRIALS.c.study_id,
+                _TRIALS.c.trial_id,
+                _TRIALS.c.number,
+                _BEATS.c.heartbeat,
+                grace.c.value_json,
+            )
             .join(_BEATS, _BEATS.c.trial_id == _TRIALS.c.trial_id)
             .outerjoin(grace, grace.c.trial_id == _TRIALS.c.trial_id)
             .where(_TRIALS.c.state == TrialState.RUNNING)
@@ -200,8 +200,12 @@ class OptunaStorageTables:
         )
         if getattr(done, "rowcount", 0) == 0:
             return False
-        self.session.execute(delete(_SYSTEM).where(_SYSTEM.c.trial_id == trial_id, _SYSTEM.c.key == REAPED_ATTR))
-        self.session.execute(insert(_SYSTEM).values(trial_id=trial_id, key=REAPED_ATTR, value_json=json.dumps(reason)))
+        self.session.execute(
+            delete(_SYSTEM).where(_SYSTEM.c.trial_id == trial_id, _SYSTEM.c.key == REAPED_ATTR)
+        )
+        self.session.execute(
+            insert(_SYSTEM).values(trial_id=trial_id, key=REAPED_ATTR, value_json=json.dumps(reason))
+        )
         return True
 
     def unreported(self, study_id: int) -> list[int]:
@@ -218,7 +222,9 @@ class OptunaStorageTables:
         self.session.execute(delete(model).where(model.study_id == study_id, model.key == UNREPORTED_ATTR))
         if trial_ids:
             self.session.execute(
-                insert(model).values(study_id=study_id, key=UNREPORTED_ATTR, value_json=json.dumps(list(trial_ids)))
+                insert(model).values(
+                    study_id=study_id, key=UNREPORTED_ATTR, value_json=json.dumps(list(trial_ids))
+                )
             )
 
     def lock_study(self, study_id: int) -> None:

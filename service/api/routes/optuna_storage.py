@@ -16,7 +16,7 @@ from hps.server import studies
 from hps.server.api.auth import can_read, can_write
 from hps.server.api.context import Hub, get_hub
 from hps.server.api.params import MAX_ID, StudyId
-from hps.server.api.responses import COMMON, error
+from hps.server.api.responses import COMMON, Responses, error
 from hps.server.optuna_storage import OptunaStorageService
 from hps.server.tokens import Principal
 from hps.wire.optuna import (
@@ -40,8 +40,8 @@ from hps.wire.optuna import (
 router = APIRouter(prefix="/v1/optuna", tags=["optuna storage"], responses=COMMON)
 
 TrialId = Annotated[int, Path(ge=1, le=MAX_ID, description="Optuna's trial id.")]
-NOT_FOUND = {404: error("No such study or trial in this token's project (Optuna's KeyError).")}
-FINISHED = {409: error("The trial has finished (Optuna's UpdateFinishedTrialError), or the study is hps's.")}
+NOT_FOUND: Responses = {404: error("No such study or trial in this token's project (Optuna's KeyError).")}
+FINISHED: Responses = {409: error("The trial has finished (Optuna's UpdateFinishedTrialError), or the study is hps's.")}
 MAX_WATCH = 10_000
 
 
@@ -74,7 +74,9 @@ def create_study(
 
 
 @router.get("/studies", response_model=StudyList)
-def list_studies(use: OptunaStorageService = Depends(service), who: Principal = Depends(can_read)) -> Response:
+def list_studies(
+    use: OptunaStorageService = Depends(service), who: Principal = Depends(can_read)
+) -> Response:
     """``get_all_studies``: every study of the project (hps's own included, read-only)."""
     return _json(StudyList(studies=use.studies(_project(who))))
 
@@ -111,7 +113,10 @@ def delete_study(
 
 
 @router.post(
-    "/studies/{study_id}/user-attrs", status_code=204, response_class=Response, responses={**NOT_FOUND, **FINISHED}
+    "/studies/{study_id}/user-attrs",
+    status_code=204,
+    response_class=Response,
+    responses={**NOT_FOUND, **FINISHED},
 )
 def set_study_user_attr(
     study_id: StudyId,
@@ -249,7 +254,10 @@ def set_intermediate_value(
 
 
 @router.post(
-    "/trials/{trial_id}/user-attrs", status_code=204, response_class=Response, responses={**NOT_FOUND, **FINISHED}
+    "/trials/{trial_id}/user-attrs",
+    status_code=204,
+    response_class=Response,
+    responses={**NOT_FOUND, **FINISHED},
 )
 def set_trial_user_attr(
     trial_id: TrialId,
@@ -280,7 +288,10 @@ def set_trial_system_attr(
 
 
 @router.post(
-    "/trials/{trial_id}/heartbeat", status_code=204, response_class=Response, responses={**NOT_FOUND, **FINISHED}
+    "/trials/{trial_id}/heartbeat",
+    status_code=204,
+    response_class=Response,
+    responses={**NOT_FOUND, **FINISHED},
 )
 def heartbeat(
     trial_id: TrialId,
@@ -288,6 +299,7 @@ def heartbeat(
     use: OptunaStorageService = Depends(service),
     who: Principal = Depends(can_write),
 ) -> Response:
-    """``record_heartbeat``: a running trial's lease; the reaper fails it after ``grace_period_s`` without one."""
+    """``record_heartbeat``: a running trial's lease; the reaper fails the trial when ``grace_period_s``
+    pass without one."""
     use.heartbeat(_project(who), trial_id, body.grace_period_s)
     return Response(status_code=204)
