@@ -41,7 +41,9 @@ router = APIRouter(prefix="/v1/optuna", tags=["optuna storage"], responses=COMMO
 
 TrialId = Annotated[int, Path(ge=1, le=MAX_ID, description="Optuna's trial id.")]
 NOT_FOUND: Responses = {404: error("No such study or trial in this token's project (Optuna's KeyError).")}
-FINISHED: Responses = {409: error("The trial has finished (Optuna's UpdateFinishedTrialError), or the study is hps's.")}
+FINISHED: Responses = {
+    409: error("The trial has finished (Optuna's UpdateFinishedTrialError), or the study is hps's.")
+}
 MAX_WATCH = 10_000
 
 
