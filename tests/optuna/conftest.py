@@ -4,7 +4,7 @@ fresh storage)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +36,16 @@ def project_token(server: RunningServer, scopes: tuple[str, ...] = ("write",)) -
         answer = admin.post("/v1/tokens", json={"name": project, "scopes": list(scopes), "project": project})
         answer.raise_for_status()
     return project, str(answer.json()["token"])
+
+
+@pytest.fixture
+def new_token(optuna_server: RunningServer) -> Callable[..., tuple[str, str]]:
+    """Makes tokens of new projects on the module's server: ``new_token(scopes=("read",))``."""
+
+    def make(scopes: tuple[str, ...] = ("write",)) -> tuple[str, str]:
+        return project_token(optuna_server, scopes)
+
+    return make
 
 
 @pytest.fixture
