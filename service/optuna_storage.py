@@ -14,13 +14,19 @@ Who owns a study never changes and ids are never reused, so owners are cached pe
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from optuna.distributions import BaseDistribution, distribution_to_json, json_to_distribution
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    distribution_to_json,
+    json_to_distribution,
+)
 from optuna.exceptions import DuplicatedStudyError, StorageInternalError, UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
@@ -81,8 +87,17 @@ def trial_wire(trial: FrozenTrial) -> TrialWire:
 def _distribution(text: str, field: str) -> BaseDistribution:
     try:
         return json_to_distribution(text)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise InvalidInput(f"not an Optuna distribution: {exc}", field=field) from None
+
+
+def _check_choice(distribution: BaseDistribution, internal: float, field: str) -> None:
+    """A categorical param's internal value is the index of a choice: anything else could never be read
+    back. (Numeric params may lie outside their range: Optuna's storages keep what they are given.)"""
+    if not isinstance(distribution, CategoricalDistribution):
+        return
+    if not (math.isfinite(internal) and internal == int(internal) and distribution._contains(internal)):
+        raise InvalidInput(f"{internal} is not the index of one of the choices", field=field)
 
 
 def template_trial(wire: TrialIn) -> FrozenTrial:
@@ -95,6 +110,7 @@ def template_trial(wire: TrialIn) -> FrozenTrial:
         raise InvalidInput("params and distributions must name the same params", field="template.params")
     params = {}
     for name, internal in wire.params.items():
+        _check_choice(distributions[name], from_real(internal), f"template.params.{name}")
         try:
             params[name] = distributions[name].to_external_repr(from_real(internal))
         except (ValueError, IndexError, TypeError):
@@ -212,6 +228,7 @@ class OptunaStorageService:
         """Set a param of a running trial; 422 when its distribution clashes with the study's earlier one."""
         self.trial_owner(project, trial_id, write=True)
         distribution = _distribution(distribution_json, "distribution_json")
+        _check_choice(distribution, from_real(value), "value")
         _optuna(lambda: self.storage.set_trial_param(trial_id, name, from_real(value), distribution))
 
     def set_state(self, project: str, trial_id: int, state: str, values: list[Real] | None) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -49,8 +49,8 @@ def from_real(value: Real) -> float:
 def _check_json(text: str) -> str:
     try:
         json.loads(text)
-    except ValueError:
-        raise ValueError("value_json is not JSON text") from None
+    except (ValueError, RecursionError):
+        raise ValueError("value_json is not JSON text (or nests too deep)") from None
     return text
 
 
@@ -118,6 +118,28 @@ class TrialIn(Frozen):
     user_attrs: dict[str, str] = Field(default_factory=dict, description="JSON text per key.")
     system_attrs: dict[str, str] = Field(default_factory=dict, description="JSON text per key.")
     intermediate_values: dict[int, Real] = Field(default_factory=dict)
+
+    @field_validator("intermediate_values")
+    @classmethod
+    def _steps_fit(cls, values: dict[int, Real]) -> dict[int, Real]:
+        if any(not 0 <= step <= MAX_STEP for step in values):
+            raise ValueError(f"steps are integers from 0 to {MAX_STEP}")
+        return values
+
+    @field_validator("user_attrs", "system_attrs")
+    @classmethod
+    def _json_values(cls, attrs: dict[str, str]) -> dict[str, str]:
+        for text in attrs.values():
+            _check_json(text)
+        return attrs
+
+    @field_validator("datetime_start", "datetime_complete")
+    @classmethod
+    def _naive(cls, moment: datetime | None) -> datetime | None:
+        # Optuna's columns hold naive times; an aware one is taken as the moment it names, in UTC.
+        if moment is None or moment.tzinfo is None:
+            return moment
+        return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 class NewTrialIn(Frozen):

@@ -17,6 +17,7 @@ from hps.server.api.auth import can_read, can_write
 from hps.server.api.context import Hub, get_hub
 from hps.server.api.params import MAX_ID, StudyId
 from hps.server.api.responses import COMMON, Responses, error
+from hps.server.errors import InvalidInput
 from hps.server.optuna_storage import OptunaStorageService
 from hps.server.tokens import Principal
 from hps.wire.optuna import (
@@ -176,6 +177,8 @@ def list_trials(
 ) -> Response:
     """``get_all_trials``, incrementally: trials created after ``after`` and the ``watch``ed ones (those the
     client's cache holds unfinished). Ordered by id."""
+    if any(not 0 <= trial_id <= MAX_ID for trial_id in watch):
+        raise InvalidInput(f"trial ids are integers from 0 to {MAX_ID}", field="watch")
     return _json(TrialList(trials=use.trials(_project(who), study_id, after, set(watch))))
 
 
