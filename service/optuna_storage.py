@@ -53,6 +53,7 @@ from hps.wire.optuna import (
     TrialIn,
     TrialWire,
     from_real,
+    naive_time,
     to_real,
 )
 
@@ -71,8 +72,8 @@ def trial_wire(trial: FrozenTrial) -> TrialWire:
         number=trial.number,
         state=trial.state.name,
         values=None if trial.values is None else [to_real(v) for v in trial.values],
-        datetime_start=trial.datetime_start,
-        datetime_complete=trial.datetime_complete,
+        datetime_start=naive_time(trial.datetime_start),
+        datetime_complete=naive_time(trial.datetime_complete),
         params={
             name: to_real(trial.distributions[name].to_internal_repr(value))
             for name, value in trial.params.items()
@@ -231,12 +232,15 @@ class OptunaStorageService:
         _check_choice(distribution, from_real(value), "value")
         _optuna(lambda: self.storage.set_trial_param(trial_id, name, from_real(value), distribution))
 
-    def set_state(self, project: str, trial_id: int, state: str, values: list[Real] | None) -> bool:
+    def set_state(
+        self, project: str, trial_id: int, state: str, values: list[Real] | None
+    ) -> tuple[bool, TrialWire]:
         """Move a trial to ``state`` (with its values); False when another client started a WAITING
-        trial first."""
+        trial first. With the trial as it is now."""
         self.trial_owner(project, trial_id, write=True)
         floats = None if values is None else [from_real(v) for v in values]
-        return _optuna(lambda: self.storage.set_trial_state_values(trial_id, TrialState[state], floats))
+        updated = _optuna(lambda: self.storage.set_trial_state_values(trial_id, TrialState[state], floats))
+        return updated, trial_wire(_optuna(lambda: self.storage.get_trial(trial_id)))
 
     def set_intermediate(self, project: str, trial_id: int, step: int, value: Real) -> None:
         """Record one point of a running trial's learning curve."""

@@ -43,7 +43,17 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hps.client.backoff import Backoff, call_with_retry
 from hps.client.http import HpsClient, HpsError
-from hps.wire.optuna import StaleOut, StudyInfo, StudyList, TrialList, TrialWire, from_real, to_real
+from hps.wire.optuna import (
+    StaleOut,
+    StudyInfo,
+    StudyList,
+    TrialList,
+    TrialWire,
+    UpdatedOut,
+    from_real,
+    parse_time,
+    to_real,
+)
 
 StaleCallback = Callable[["optuna.Study", FrozenTrial], None]
 # More unfinished trials than this and a read asks for everything since the oldest of them instead
@@ -77,8 +87,8 @@ def _frozen(wire: TrialWire) -> FrozenTrial:
         state=TrialState[wire.state],
         value=None,
         values=values,
-        datetime_start=wire.datetime_start,
-        datetime_complete=wire.datetime_complete,
+        datetime_start=parse_time(wire.datetime_start),
+        datetime_complete=parse_time(wire.datetime_complete),
         params={name: distributions[name].to_external_repr(from_real(v)) for name, v in wire.params.items()},
         distributions=distributions,
         user_attrs=_attrs(wire.user_attrs),
@@ -139,6 +149,9 @@ class HpsStorage(BaseStorage, BaseHeartbeat):
         self._caches: dict[int, _StudyCache] = {}
         self._trial_study: dict[int, int] = {}
         self._reaped: set[int] = set()
+        # Trials this storage created and that are running: Optuna lets one process write a running
+        # trial, so this copy, updated after each write hps accepted, is what the server holds.
+        self._owned: dict[int, FrozenTrial] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -225,8 +238,11 @@ class HpsStorage(BaseStorage, BaseHeartbeat):
         wire = TrialWire.model_validate(
             self._send("POST", f"/v1/optuna/studies/{study_id}/trials", json=body).json()
         )
+        trial = _frozen(wire)
         with self._lock:
             self._trial_study[wire.trial_id] = study_id
+            if trial.state == TrialState.RUNNING:
+                self._owned[wire.trial_id] = trial
         return wire.trial_id
 
     def set_trial_param(
@@ -237,7 +253,15 @@ class HpsStorage(BaseStorage, BaseHeartbeat):
             "value": to_real(param_value_internal),
             "distribution_json": distribution_to_json(distribution),
         }
-        self._send("POST", f"/v1/optuna/trials/{trial_id}/params", json=body)
+        self._trial_write(trial_id, "params", body)
+        with self._lock:
+            owned = self._owned.get(trial_id)
+            if owned is not None:
+                owned.params = {
+                    **owned.params,
+                    param_name: distribution.to_external_repr(param_value_internal),
+                }
+                owned.distributions = {**owned.distributions, param_name: distribution}
 
     def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
         path = f"/v1/optuna/studies/{study_id}/trial-ids/{trial_number}"
@@ -252,23 +276,50 @@ class HpsStorage(BaseStorage, BaseHeartbeat):
                 self._reaped.discard(trial_id)
                 return True
         body = {"state": state.name, "values": None if values is None else [to_real(v) for v in values]}
-        answer = self._send("POST", f"/v1/optuna/trials/{trial_id}/state", json=body).json()
-        return bool(answer["updated"])
+        answer = UpdatedOut.model_validate(self._trial_write(trial_id, "state", body).json())
+        trial = _frozen(answer.trial)
+        with self._lock:
+            self._owned.pop(trial_id, None)
+            study_id = self._trial_study.get(trial_id)
+            cache = self._caches.get(study_id) if study_id is not None else None
+            if trial.state == TrialState.RUNNING and answer.updated:
+                self._owned[trial_id] = trial
+        if cache is not None and trial.state.is_finished():
+            with cache.lock:
+                if trial_id <= cache.max_id:  # a trial the cache knows of: it is final now
+                    cache.finished[trial_id] = trial
+                    cache.unfinished.pop(trial_id, None)
+        return answer.updated
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
         body = {"step": step, "value": to_real(intermediate_value)}
-        self._send("POST", f"/v1/optuna/trials/{trial_id}/intermediate-values", json=body)
+        self._trial_write(trial_id, "intermediate-values", body)
+        with self._lock:
+            owned = self._owned.get(trial_id)
+            if owned is not None:
+                owned.intermediate_values = {**owned.intermediate_values, step: intermediate_value}
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
         body = {"key": key, "value_json": json.dumps(value)}
-        self._send("POST", f"/v1/optuna/trials/{trial_id}/user-attrs", json=body)
+        self._trial_write(trial_id, "user-attrs", body)
+        with self._lock:
+            owned = self._owned.get(trial_id)
+            if owned is not None:
+                owned.user_attrs = {**owned.user_attrs, key: json.loads(body["value_json"])}
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
         body = {"key": key, "value_json": json.dumps(value)}
-        self._send("POST", f"/v1/optuna/trials/{trial_id}/system-attrs", json=body)
+        self._trial_write(trial_id, "system-attrs", body)
+        with self._lock:
+            owned = self._owned.get(trial_id)
+            if owned is not None:
+                owned.system_attrs = {**owned.system_attrs, key: json.loads(body["value_json"])}
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         with self._lock:
+            owned = self._owned.get(trial_id)
+            if owned is not None:
+                return copy.deepcopy(owned)
             study_id = self._trial_study.get(trial_id)
             cache = self._caches.get(study_id) if study_id is not None else None
         if cache is not None:
@@ -359,6 +410,16 @@ class HpsStorage(BaseStorage, BaseHeartbeat):
         return trials
 
     # Plumbing
+
+    def _trial_write(self, trial_id: int, what: str, body: dict[str, Any]) -> httpx.Response:
+        """A write to one trial. When hps says the trial has finished or is gone (another process failed
+        it, say), this storage's copy of it is dropped."""
+        try:
+            return self._send("POST", f"/v1/optuna/trials/{trial_id}/{what}", json=body)
+        except (UpdateFinishedTrialError, KeyError):
+            with self._lock:
+                self._owned.pop(trial_id, None)
+            raise
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One call, transient failures retried; hps's answers become Optuna's exceptions."""

@@ -30,6 +30,17 @@ MAX_ATTR_KEY = 512
 MAX_ATTR_JSON = 256 * 1024
 MAX_OBJECTIVES = 16
 MAX_STEP = 2**31 - 1  # Optuna's step column is a 32-bit integer
+NAIVE_TIME = "ISO 8601 without a zone, as Optuna keeps it (its storages write naive times)."
+
+
+def naive_time(moment: datetime | None) -> str | None:
+    """A trial's time as it travels (Optuna's times are naive)."""
+    return None if moment is None else moment.isoformat()
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """A travelling time as Optuna's naive datetime."""
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def to_real(value: float) -> Real:
@@ -177,8 +188,8 @@ class TrialWire(Out):
     number: int
     state: TrialStateName
     values: list[Real] | None
-    datetime_start: datetime | None
-    datetime_complete: datetime | None
+    datetime_start: str | None = Field(description=NAIVE_TIME)
+    datetime_complete: str | None = Field(description=NAIVE_TIME)
     params: dict[str, Real]
     distributions: dict[str, str]
     user_attrs: dict[str, str]
@@ -200,9 +211,11 @@ class TrialIdOut(Out):
 
 
 class UpdatedOut(Out):
-    """``set_trial_state_values``: False when a WAITING trial was taken by another client first."""
+    """``set_trial_state_values``: False when a WAITING trial was taken by another client first; and the
+    trial as it now is (a finished trial never changes again, so the client keeps it)."""
 
     updated: bool
+    trial: TrialWire
 
 
 class StaleOut(Out):

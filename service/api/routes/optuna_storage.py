@@ -238,7 +238,8 @@ def set_trial_state(
     who: Principal = Depends(can_write),
 ) -> Response:
     """``set_trial_state_values``."""
-    return _json(UpdatedOut(updated=use.set_state(_project(who), trial_id, body.state, body.values)))
+    updated, trial = use.set_state(_project(who), trial_id, body.state, body.values)
+    return _json(UpdatedOut(updated=updated, trial=trial))
 
 
 @router.post(
