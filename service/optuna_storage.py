@@ -18,7 +18,7 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from optuna.distributions import (
@@ -46,6 +46,8 @@ from hps.server.errors import (
 from hps.server.store.database import Database
 from hps.server.store.optuna_storage import OptunaStorageTables, Owner
 from hps.server.store.studies import StudyRecord, StudyRepository
+from hps.server.store.trials import TrialRecord
+from hps.server.views import TrialView, finite_or_none
 from hps.wire.optuna import (
     DirectionName,
     Real,
@@ -372,3 +374,48 @@ def reap_stale_storage_trials(db: Database, now: datetime | None = None) -> int:
 
         failed += db.run(work, write=True)
     return failed
+
+
+_HPS_STATES = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "failed",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "queued",
+}
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # Optuna's storages write naive times (the server's clock; UTC in hps's deployments).
+    return None if moment is None else moment.replace(tzinfo=UTC)
+
+
+def storage_trial_views(trials: Sequence[FrozenTrial], study_id: int) -> list[TrialView]:
+    """Trials of a study an Optuna client made, as hps shows trials (for its report): the first
+    objective's value, user attrs as attrs, each trial one attempt."""
+    views = []
+    for trial in sorted(trials, key=lambda t: t.number):
+        started = _aware(trial.datetime_start)
+        record = TrialRecord(
+            id=trial._trial_id,
+            study_id=study_id,
+            number=trial.number,
+            optuna_trial_id=trial._trial_id,
+            state=_HPS_STATES[trial.state],
+            reason=None,
+            value=trial.values[0] if trial.values else None,
+            params=dict(trial.params),
+            attrs=dict(trial.user_attrs),
+            attempt=1,
+            retry_of=None,
+            retried_by=None,
+            worker_id=None,
+            lease_expires_at=None,
+            completion=None,
+            created_at=started or datetime.now(UTC),
+            started_at=started,
+            finished_at=_aware(trial.datetime_complete),
+        )
+        curve = [(step, finite_or_none(value)) for step, value in sorted(trial.intermediate_values.items())]
+        views.append(TrialView(record=record, intermediate_values=curve))
+    return views

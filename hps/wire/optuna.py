@@ -57,6 +57,13 @@ def from_real(value: Real) -> float:
     return float(value)
 
 
+def _check_objective_values(values: list[Real] | None) -> list[Real] | None:
+    # Optuna refuses NaN as an objective value (study.tell), and its value column cannot hold one.
+    if values is not None and any(math.isnan(from_real(v)) for v in values):
+        raise ValueError("an objective value cannot be NaN (Optuna's tell refuses it)")
+    return values
+
+
 def _check_json(text: str) -> str:
     try:
         json.loads(text)
@@ -100,7 +107,9 @@ class StateIn(Frozen):
     """``set_trial_state_values``."""
 
     state: TrialStateName
-    values: list[Real] | None = Field(default=None, max_length=MAX_OBJECTIVES)
+    values: list[Real] | None = Field(default=None, min_length=1, max_length=MAX_OBJECTIVES)
+
+    _values = field_validator("values")(_check_objective_values)
 
 
 class IntermediateIn(Frozen):
@@ -121,7 +130,9 @@ class TrialIn(Frozen):
     """A template trial (``create_new_trial(study_id, template_trial)``; ``enqueue_trial``, ``add_trial``)."""
 
     state: TrialStateName
-    values: list[Real] | None = Field(default=None, max_length=MAX_OBJECTIVES)
+    values: list[Real] | None = Field(default=None, min_length=1, max_length=MAX_OBJECTIVES)
+
+    _values = field_validator("values")(_check_objective_values)
     datetime_start: datetime | None = None
     datetime_complete: datetime | None = None
     params: dict[str, Real] = Field(default_factory=dict, description="Internal representations.")
