@@ -235,7 +235,7 @@ class OptunaStorageService:
         _optuna(lambda: self.storage.set_trial_param(trial_id, name, from_real(value), distribution))
 
     def set_state(
-        self, project: str, trial_id: int, state: str, values: list[Real] | None
+        self, project: str, trial_id: int, state: str, values: Sequence[Real] | None
     ) -> tuple[bool, TrialWire]:
         """Move a trial to ``state`` (with its values); False when another client started a WAITING
         trial first. With the trial as it is now."""

@@ -21,6 +21,8 @@ from hps.wire.rules import Frozen
 
 NonFinite = Literal["inf", "-inf", "nan"]
 Real = float | NonFinite
+# An objective's value: never NaN (Optuna's tell refuses it, and its value column cannot hold one).
+ObjectiveValue = float | Literal["inf", "-inf"]
 TrialStateName = Literal["RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING"]
 DirectionName = Literal["MINIMIZE", "MAXIMIZE"]
 
@@ -57,7 +59,7 @@ def from_real(value: Real) -> float:
     return float(value)
 
 
-def _check_objective_values(values: list[Real] | None) -> list[Real] | None:
+def _check_objective_values(values: list[ObjectiveValue] | None) -> list[ObjectiveValue] | None:
     # Optuna refuses NaN as an objective value (study.tell), and its value column cannot hold one.
     if values is not None and any(math.isnan(from_real(v)) for v in values):
         raise ValueError("an objective value cannot be NaN (Optuna's tell refuses it)")
@@ -107,7 +109,7 @@ class StateIn(Frozen):
     """``set_trial_state_values``."""
 
     state: TrialStateName
-    values: list[Real] | None = Field(default=None, min_length=1, max_length=MAX_OBJECTIVES)
+    values: list[ObjectiveValue] | None = Field(default=None, min_length=1, max_length=MAX_OBJECTIVES)
 
     _values = field_validator("values")(_check_objective_values)
 
@@ -130,11 +132,11 @@ class TrialIn(Frozen):
     """A template trial (``create_new_trial(study_id, template_trial)``; ``enqueue_trial``, ``add_trial``)."""
 
     state: TrialStateName
-    values: list[Real] | None = Field(default=None, min_length=1, max_length=MAX_OBJECTIVES)
+    values: list[ObjectiveValue] | None = Field(default=None, min_length=1, max_length=MAX_OBJECTIVES)
 
     _values = field_validator("values")(_check_objective_values)
-    datetime_start: datetime | None = None
-    datetime_complete: datetime | None = None
+    datetime_start: datetime | None = Field(default=None, strict=True)
+    datetime_complete: datetime | None = Field(default=None, strict=True)
     params: dict[str, Real] = Field(default_factory=dict, description="Internal representations.")
     distributions: dict[str, str] = Field(default_factory=dict, description="Distribution JSON per param.")
     user_attrs: dict[str, str] = Field(default_factory=dict, description="JSON text per key.")

@@ -69,11 +69,16 @@ def test_a_pruned_define_by_run_study_with_n_jobs(
         refused = client.post(f"/v1/studies/{study_id}/trials")
         assert refused.status_code == 409
         assert refused.json()["error"] == "study_sampled_by_client"
-        assert client.get(f"/v1/studies/{study_id}/report").status_code == 200
+        report = client.get(f"/v1/studies/{study_id}/report")
+        assert report.status_code == 200
+        # hps report reads the study's trials from Optuna's rows: one history point per complete trial.
+        assert len(report.json()["history"]) == states.count(TrialState.COMPLETE)
 
 
-def test_a_multi_objective_nsga2_study(project_storage: tuple[str, str, HpsStorage]) -> None:
-    _, _, storage = project_storage
+def test_a_multi_objective_nsga2_study(
+    optuna_server: RunningServer, project_storage: tuple[str, str, HpsStorage]
+) -> None:
+    _, token, storage = project_storage
     sampler = optuna.samplers.NSGAIISampler(population_size=4, seed=3)
     study = optuna.create_study(directions=["minimize", "maximize"], storage=storage, sampler=sampler)
     study.optimize(two_objectives, n_trials=10)
@@ -89,6 +94,11 @@ def test_a_multi_objective_nsga2_study(project_storage: tuple[str, str, HpsStora
             t.values[0] <= best.values[0] and t.values[1] >= best.values[1] and t.values != best.values
             for t in study.trials
         )
+    # hps's report of a multi-objective study: its trials, no importances (they rank one objective).
+    with optuna_server.client(token) as client:
+        listed = client.get("/v1/studies", params={"name": study.study_name}).json()["items"]
+        report = client.get(f"/v1/studies/{listed[0]['id']}/report")
+        assert report.status_code == 200, report.text
     # NSGA-II keeps its generations in system attrs, through the storage.
     assert any(key.startswith("nsga") or "generation" in key for key in study.trials[-1].system_attrs)
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from hps.server import studies
 from hps.server.api.auth import can_read, can_write
 from hps.server.api.context import Hub, get_hub
 from hps.server.api.params import MAX_ID, StudyId
 from hps.server.api.responses import COMMON, Responses, error
-from hps.server.errors import InvalidInput
 from hps.server.optuna_storage import OptunaStorageService
 from hps.server.tokens import Principal
 from hps.wire.optuna import (
@@ -169,7 +168,7 @@ def create_trial(
 def list_trials(
     study_id: StudyId,
     after: int = Query(default=-1, ge=-1, le=MAX_ID, description="Only trials with a larger id ..."),
-    watch: list[int] = Query(
+    watch: list[Annotated[int, Field(ge=0, le=MAX_ID)]] = Query(
         default_factory=list, max_length=MAX_WATCH, description="... and these trials (ids)."
     ),
     use: OptunaStorageService = Depends(service),
@@ -177,8 +176,6 @@ def list_trials(
 ) -> Response:
     """``get_all_trials``, incrementally: trials created after ``after`` and the ``watch``ed ones (those the
     client's cache holds unfinished). Ordered by id."""
-    if any(not 0 <= trial_id <= MAX_ID for trial_id in watch):
-        raise InvalidInput(f"trial ids are integers from 0 to {MAX_ID}", field="watch")
     return _json(TrialList(trials=use.trials(_project(who), study_id, after, set(watch))))
 
 
