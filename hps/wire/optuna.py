@@ -135,8 +135,8 @@ class TrialIn(Frozen):
     values: list[ObjectiveValue] | None = Field(default=None, min_length=1, max_length=MAX_OBJECTIVES)
 
     _values = field_validator("values")(_check_objective_values)
-    datetime_start: datetime | None = Field(default=None, strict=True)
-    datetime_complete: datetime | None = Field(default=None, strict=True)
+    datetime_start: datetime | None = Field(default=None, description=NAIVE_TIME)
+    datetime_complete: datetime | None = Field(default=None, description=NAIVE_TIME)
     params: dict[str, Real] = Field(default_factory=dict, description="Internal representations.")
     distributions: dict[str, str] = Field(default_factory=dict, description="Distribution JSON per param.")
     user_attrs: dict[str, str] = Field(default_factory=dict, description="JSON text per key.")
@@ -156,6 +156,14 @@ class TrialIn(Frozen):
         for text in attrs.values():
             _check_json(text)
         return attrs
+
+    @field_validator("datetime_start", "datetime_complete", mode="before")
+    @classmethod
+    def _iso_text(cls, moment: object) -> object:
+        # Times travel as ISO 8601 text only (a number is not taken for a Unix time).
+        if moment is not None and not isinstance(moment, str | datetime):
+            raise ValueError("a time is ISO 8601 text")
+        return moment
 
     @field_validator("datetime_start", "datetime_complete")
     @classmethod
