@@ -12,17 +12,19 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, Strict, field_validator
 
 from hps.wire.base import Out
 from hps.wire.rules import Frozen
 
 NonFinite = Literal["inf", "-inf", "nan"]
-Real = float | NonFinite
+# Strict: a JSON number (or one of the names), never a numeric string.
+Number = Annotated[float, Strict()]
+Real = Number | NonFinite
 # An objective's value: never NaN (Optuna's tell refuses it, and its value column cannot hold one).
-ObjectiveValue = float | Literal["inf", "-inf"]
+ObjectiveValue = Number | Literal["inf", "-inf"]
 TrialStateName = Literal["RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING"]
 DirectionName = Literal["MINIMIZE", "MAXIMIZE"]
 
@@ -67,6 +69,10 @@ def _check_objective_values(values: list[ObjectiveValue] | None) -> list[Objecti
 
 
 def _check_json(text: str) -> str:
+    # The size is checked here, not in the schema: a schema's maxLength invites bodies past the request
+    # size limit, which are refused earlier (413).
+    if len(text) > MAX_ATTR_JSON:
+        raise ValueError(f"JSON text holds at most {MAX_ATTR_JSON} characters")
     try:
         json.loads(text)
     except (ValueError, RecursionError):
@@ -92,7 +98,7 @@ class AttrIn(Frozen):
     """One user or system attribute: its value as JSON text."""
 
     key: str = Field(max_length=MAX_ATTR_KEY)
-    value_json: str = Field(max_length=MAX_ATTR_JSON)
+    value_json: str = Field(description="JSON text, at most 256 KiB.")
 
     _json = field_validator("value_json")(_check_json)
 
@@ -102,7 +108,14 @@ class ParamIn(Frozen):
 
     name: str = Field(max_length=MAX_ATTR_KEY)
     value: Real
-    distribution_json: str = Field(max_length=MAX_ATTR_JSON)
+    distribution_json: str = Field(description="An Optuna distribution's JSON, at most 256 KiB.")
+
+    @field_validator("distribution_json")
+    @classmethod
+    def _short(cls, text: str) -> str:
+        if len(text) > MAX_ATTR_JSON:
+            raise ValueError(f"distribution_json holds at most {MAX_ATTR_JSON} characters")
+        return text
 
 
 class StateIn(Frozen):
