@@ -130,7 +130,7 @@ class StateIn(Frozen):
 class IntermediateIn(Frozen):
     """``set_trial_intermediate_value``."""
 
-    step: int = Field(ge=0, le=MAX_STEP)
+    step: int = Field(ge=0, le=MAX_STEP, strict=True)  # strict: true is not step 1
     value: Real
 
 
@@ -138,7 +138,7 @@ class HeartbeatIn(Frozen):
     """A heartbeat: the client's ``grace_period`` travels with it, since the reaper fails a trial whose
     heartbeat is older than that."""
 
-    grace_period_s: int = Field(ge=1, le=7 * 24 * 3600)
+    grace_period_s: int = Field(ge=1, le=7 * 24 * 3600, strict=True)
 
 
 class TrialIn(Frozen):
