@@ -229,3 +229,41 @@ class ScheduleBusy(Conflict):
             f"schedule {schedule_id}'s previous run (study {study_id}) is still running and its "
             "concurrency is skip"
         )
+
+
+class OptunaRecordNotFound(NotFound):
+    """``/v1/optuna``: no such study or trial in the token's project (Optuna's storages raise KeyError)."""
+
+    code = "optuna_not_found"
+
+
+class TrialFinished(Conflict):
+    """``/v1/optuna``: the trial has finished and can no longer change (Optuna's UpdateFinishedTrialError)."""
+
+    code = "trial_finished"
+
+
+class StudyDrivenByHps(Conflict):
+    """An Optuna client may read a study hps samples (made by ``POST /v1/studies``) but not write to it:
+    hps's ask and claim own its trials, budget and leases."""
+
+    code = "study_driven_by_hps"
+
+    def __init__(self, study_id: int) -> None:
+        super().__init__(
+            f"study {study_id} is sampled by hps (made by POST /v1/studies): an Optuna client may read it, "
+            "not add or change trials; use ask/report/complete"
+        )
+
+
+class StudySampledByClient(Conflict):
+    """hps's ask and claim refuse a study made by an Optuna client through ``/v1/optuna``: its client
+    samples, so hps has no search space to sample from."""
+
+    code = "study_sampled_by_client"
+
+    def __init__(self, study_id: int) -> None:
+        super().__init__(
+            f"study {study_id} was made by an Optuna client (hps.optuna.HpsStorage) and is sampled by it: "
+            "hps cannot ask trials of it; run the Optuna program against it instead"
+        )

@@ -15,8 +15,10 @@ from hps.search_spaces import SearchSpaceError, compile_space
 from hps.server.access import require_study
 from hps.server.errors import StudyNotFound
 from hps.server.importance import param_importances
+from hps.server.optuna_storage import storage_trial_views
 from hps.server.sampling import Sampling
 from hps.server.store.database import Database
+from hps.server.store.optuna_storage import is_storage_study
 from hps.server.store.range_tests import RangeTestRecord, RangeTestRepository
 from hps.server.store.trials import TrialRepository
 from hps.server.views import StudyView, TrialView, study_views, trial_views
@@ -59,6 +61,11 @@ def gather_evidence(
     # hps study ids are Optuna's study ids: both rows are written in one transaction.
     try:
         frozen = sampling.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,))
+        if is_storage_study(study.record):
+            # Made by an Optuna client: its trials are Optuna's rows only.
+            trials = storage_trial_views(sampling.storage.get_all_trials(study_id, deepcopy=False), study_id)
+            if len(study.record.spec.get("directions", ())) > 1:
+                frozen = []  # importances rank params for one objective
     except KeyError:  # deleted since it was read above
         raise StudyNotFound(study_id) from None
     importances = param_importances(

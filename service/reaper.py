@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hps.server.clock import utcnow
 from hps.server.errors import DomainError
+from hps.server.optuna_storage import reap_stale_storage_trials
 from hps.server.queue import drop_queued
 from hps.server.range_tests import reap_expired_range_tests
 from hps.server.sampling import OptunaFailed, Sampling
@@ -110,6 +111,7 @@ async def run_reaper(
             pass
         try:
             reaped = await run_in_threadpool(reap_expired, db, sampling)
+            reaped += await run_in_threadpool(reap_stale_storage_trials, db)
             await run_in_threadpool(reap_expired_range_tests, db, sampling)
             if on_reaped is not None:
                 on_reaped(reaped)

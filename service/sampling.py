@@ -19,8 +19,10 @@ from optuna.storages import BaseStorage, RDBStorage
 from sqlalchemy.exc import SQLAlchemyError
 
 from hps.search_spaces import CompiledSpace, ParamValue
+from hps.server.errors import StudySampledByClient
 from hps.server.plans import Plans, StudyPlan, UnreadableSpec
 from hps.server.store.draft import Draft, DraftStorage
+from hps.server.store.optuna_storage import is_storage_study
 from hps.server.store.studies import StudyRecord
 from hps.server.strategies import build_pruner, build_sampler, reseed_for_trial
 
@@ -117,7 +119,10 @@ class Sampling:
 
     def plan(self, study: StudyRecord) -> StudyPlan:
         """The study's plan (its stored spec read once per process); a spec that no longer validates makes
-        the study broken (:class:`OptunaFailed`), like any other failure on its own settings."""
+        the study broken (:class:`OptunaFailed`), like any other failure on its own settings. A study an
+        Optuna client made has no spec to sample from: :class:`StudySampledByClient` (409)."""
+        if is_storage_study(study):
+            raise StudySampledByClient(study.id)
         try:
             return self.plans.of(study.id, study.spec, study.lr_ranges)
         except UnreadableSpec as exc:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from hps.server.store.optuna_storage import OptunaStorageTables, is_storage_study
 from hps.server.store.optuna_tables import OptunaTables
 from hps.server.store.studies import StudyRecord
 from hps.server.store.trials import CostSums, Progress, TrialRecord, TrialRepository
@@ -61,9 +62,14 @@ def study_views(session: Session, records: Sequence[StudyRecord]) -> list[StudyV
     best = trials.best(ids, {r.id: r.direction for r in records})
     costs = trials.cost_sums(ids)
     best_views = {view.record.study_id: view for view in trial_views(session, list(best.values()))}
+    storage_ids = [r.id for r in records if is_storage_study(r)]
+    progress.update(_storage_progress(session, storage_ids))
     views = []
     for record in records:
         counts = progress[record.id]
+        if is_storage_study(record):  # made by an Optuna client: no budget, no hps trial rows
+            views.append(StudyView(record=record, progress=counts, remaining=0, best=None))
+            continue
         n_trials = int(record.spec["budget"]["n_trials"])
         views.append(
             StudyView(
@@ -75,3 +81,18 @@ def study_views(session: Session, records: Sequence[StudyRecord]) -> list[StudyV
             )
         )
     return views
+
+
+def _storage_progress(session: Session, study_ids: list[int]) -> dict[int, Progress]:
+    """Progress of studies made by an Optuna client, counted on Optuna's own trial rows."""
+    counts = OptunaStorageTables(session).trial_counts(study_ids)
+    return {
+        study_id: Progress(
+            complete=by_state.get("complete", 0),
+            pruned=by_state.get("pruned", 0),
+            failed=by_state.get("fail", 0),
+            running=by_state.get("running", 0),
+            queued=by_state.get("waiting", 0),
+        )
+        for study_id, by_state in counts.items()
+    }

@@ -324,6 +324,12 @@ class HpsClient:
 
     # Plumbing
 
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Any call (``httpx`` keyword arguments): the answer when it succeeded, else ``HpsError``
+        (status 0 when there was no answer). For protocols built on this client, such as
+        ``hps.optuna.HpsStorage``."""
+        return self._request(method, path, **kwargs)
+
     def _call(self, method: str, path: str, model: type[Model], **kwargs: Any) -> Model:
         return model.model_validate(self._request(method, path, **kwargs).json())
 

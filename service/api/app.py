@@ -11,6 +11,7 @@ from datetime import datetime
 import optuna
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from optuna.storages import RDBStorage
 
 from hps.catalog.registry import load_registry
 from hps.server.api.context import Hub
@@ -23,6 +24,7 @@ from hps.server.api.routes import (
     catalog,
     health,
     metrics,
+    optuna_storage,
     range_tests,
     schedules,
     studies,
@@ -33,6 +35,7 @@ from hps.server.api.routes import (
 from hps.server.clock import utcnow
 from hps.server.config import Settings
 from hps.server.metrics import Metrics
+from hps.server.optuna_storage import OptunaStorageService
 from hps.server.reaper import run_reaper
 from hps.server.sampling import Sampling
 from hps.server.schedules.scheduler import run_scheduler
@@ -56,6 +59,10 @@ def create_app(settings: Settings) -> FastAPI:
             pool_size=settings.db_pool_size,
         )
         sampling = Sampling(url, engine_kwargs=_optuna_engine_kwargs(settings, url))
+        optuna_backend = RDBStorage(
+            url, engine_kwargs=_optuna_engine_kwargs(settings, url), skip_table_creation=True
+        )
+        app.state.optuna_storage = OptunaStorageService(db, optuna_backend)
         registry = load_registry(settings.registry)
         recorder = Metrics(db)  # per app: several apps in one process never share a registry
         limits = RateLimits(
@@ -92,6 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
             await reaper
             await scheduler
             sampling.close()
+            optuna_backend.engine.dispose()
             db.dispose()
 
     # hps writes Optuna's rows itself; Optuna's own INFO lines would come only from the in-memory
@@ -124,6 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
         tokens.router,
         health.router,
         metrics.router,
+        optuna_storage.router,
     ):
         app.include_router(router)
     install_openapi(app)
