@@ -28,7 +28,8 @@ from optuna.distributions import (
     json_to_distribution,
 )
 from optuna.exceptions import DuplicatedStudyError, StorageInternalError, UpdateFinishedTrialError
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -40,8 +41,10 @@ from hps.server.errors import (
     ServiceUnavailable,
     StudyDrivenByHps,
     StudyNameTaken,
+    StudyNotFound,
     StudyNotRunning,
     TrialFinished,
+    TrialNotFound,
 )
 from hps.server.store.database import Database
 from hps.server.store.optuna_storage import OptunaStorageTables, Owner
@@ -383,6 +386,8 @@ _HPS_STATES = {
     TrialState.RUNNING: "running",
     TrialState.WAITING: "queued",
 }
+# hps's state name → Optuna's ("diverged" is hps's own: an Optuna client's trial never is).
+_OPTUNA_STATES = {name: state for state, name in _HPS_STATES.items()}
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -419,3 +424,45 @@ def storage_trial_views(trials: Sequence[FrozenTrial], study_id: int) -> list[Tr
         curve = [(step, finite_or_none(value)) for step, value in sorted(trial.intermediate_values.items())]
         views.append(TrialView(record=record, intermediate_values=curve))
     return views
+
+
+# Reading an Optuna-storage study's trials for hps's own trial routes (``GET /v1/studies/{id}/trials``,
+# ``/trials/{number}``, ``/best``). The caller has checked the study is the project's.
+
+
+def storage_trials(storage: BaseStorage, study_id: int, state: str | None) -> list[TrialView]:
+    """The study's trials in number order, those in hps's ``state`` only when it is given."""
+    if state is not None and state not in _OPTUNA_STATES:
+        return []
+    states = None if state is None else (_OPTUNA_STATES[state],)
+    try:
+        found = _optuna(lambda: storage.get_all_trials(study_id, deepcopy=False, states=states))
+    except OptunaRecordNotFound:  # deleted since the caller read it
+        raise StudyNotFound(study_id) from None
+    return storage_trial_views(found, study_id)
+
+
+def storage_trial(storage: BaseStorage, study_id: int, number: int) -> TrialView:
+    """The study's trial ``number``, or ``TrialNotFound``."""
+    try:
+        trial_id = _optuna(lambda: storage.get_trial_id_from_study_id_trial_number(study_id, number))
+        trial = _optuna(lambda: storage.get_trial(trial_id))
+    except OptunaRecordNotFound:
+        raise TrialNotFound(study_id, number) from None
+    return storage_trial_views([trial], study_id)[0]
+
+
+def storage_best(storage: BaseStorage, study_id: int) -> TrialView | None:
+    """The complete trial best by the study's first objective (so a multi-objective study's too, as hps's
+    cost-aware studies rank by their metric), the lowest number among equals; None until one completes."""
+    try:
+        direction = _optuna(lambda: storage.get_study_directions(study_id))[0]
+        done = _optuna(lambda: storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,)))
+    except OptunaRecordNotFound:
+        raise StudyNotFound(study_id) from None
+    sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
+    scored = [trial for trial in done if trial.values]
+    if not scored:
+        return None
+    best = min(scored, key=lambda trial: (sign * trial.values[0], trial.number))
+    return storage_trial_views([best], study_id)[0]

@@ -32,11 +32,13 @@ from hps.server.errors import (
     StudyOutOfTime,
     TrialNotFound,
 )
+from hps.server.optuna_storage import storage_best, storage_trial, storage_trials
 from hps.server.plans import StudyPlan
 from hps.server.queue import drop_queued, enqueue_trial
 from hps.server.sampling import OptunaFailed, Sampling, StudyRuntime
 from hps.server.store.database import Database
 from hps.server.store.draft import NEW_TRIAL_ID, Draft
+from hps.server.store.optuna_storage import is_storage_study
 from hps.server.store.optuna_tables import OptunaTables
 from hps.server.store.studies import StudyRecord, StudyRepository
 from hps.server.store.trials import Progress, TrialRecord, TrialRepository
@@ -437,6 +439,7 @@ def settle_study(session: Session, study: StudyRecord, plan: StudyPlan, now: dat
 
 def list_trials(
     db: Database,
+    sampling: Sampling,
     study_id: int,
     *,
     state: str | None,
@@ -444,44 +447,64 @@ def list_trials(
     after_number: int | None,
     project: str | None = None,
 ) -> tuple[list[TrialView], int | None]:
-    """A page of trials in number order, and the cursor of the next page (None at the end)."""
+    """A page of trials in number order, and the cursor of the next page (None at the end). A study an
+    Optuna client made has its trials in Optuna's rows only (:mod:`hps.server.optuna_storage`)."""
 
-    def work(session: Session) -> tuple[list[TrialView], int | None]:
-        require_study(session, study_id, project)
+    def work(session: Session) -> tuple[StudyRecord, list[TrialView], int | None]:
+        study = require_study(session, study_id, project)
+        if is_storage_study(study):
+            return study, [], None
         records = TrialRepository(session).page(
             study_id, state=state, limit=limit + 1, after_number=after_number
         )
         more = len(records) > limit
         records = records[:limit]
-        return trial_views(session, records), records[-1].number if more else None
+        return study, trial_views(session, records), records[-1].number if more else None
 
-    return db.run(work, write=False)
+    study, views, last = db.run(work, write=False)
+    if not is_storage_study(study):
+        return views, last
+    after = -1 if after_number is None else after_number
+    following = [view for view in storage_trials(sampling.storage, study_id, state) if view.record.number > after]
+    page = following[:limit]
+    return page, page[-1].record.number if len(following) > limit else None
 
 
-def get_trial(db: Database, study_id: int, number: int, *, project: str | None = None) -> TrialView:
+def get_trial(
+    db: Database, sampling: Sampling, study_id: int, number: int, *, project: str | None = None
+) -> TrialView:
     """One trial with its learning curve."""
 
-    def work(session: Session) -> TrialView:
-        require_study(session, study_id, project)
+    def work(session: Session) -> tuple[StudyRecord, TrialView | None]:
+        study = require_study(session, study_id, project)
+        if is_storage_study(study):
+            return study, None
         trial = TrialRepository(session).get(study_id, number)
         if trial is None:
             raise TrialNotFound(study_id, number)
-        return trial_views(session, [trial])[0]
+        return study, trial_views(session, [trial])[0]
 
-    return db.run(work, write=False)
+    study, view = db.run(work, write=False)
+    return storage_trial(sampling.storage, study_id, number) if view is None else view
 
 
-def best_trial(db: Database, study_id: int, *, project: str | None = None) -> TrialView:
-    """The best complete trial, or ``NotFound`` until one completes."""
+def best_trial(db: Database, sampling: Sampling, study_id: int, *, project: str | None = None) -> TrialView:
+    """The best complete trial, or ``NotFound`` until one completes. A study an Optuna client made ranks
+    by its first objective (:func:`hps.server.optuna_storage.storage_best`)."""
 
-    def work(session: Session) -> TrialView:
+    def work(session: Session) -> tuple[StudyRecord, TrialView | None]:
         study = require_study(session, study_id, project)
+        if is_storage_study(study):
+            return study, None
         best = TrialRepository(session).best([study_id], {study_id: study.direction})
-        if study_id not in best:
-            raise NotFound(f"study {study_id} has no complete trial yet", field="study_id")
-        return trial_views(session, [best[study_id]])[0]
+        return study, trial_views(session, [best[study_id]])[0] if study_id in best else None
 
-    return db.run(work, write=False)
+    study, view = db.run(work, write=False)
+    if is_storage_study(study):
+        view = storage_best(sampling.storage, study_id)
+    if view is None:
+        raise NotFound(f"study {study_id} has no complete trial yet", field="study_id")
+    return view
 
 
 def _running_trial(

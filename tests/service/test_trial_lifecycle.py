@@ -135,7 +135,7 @@ def test_an_infrastructure_failure_is_retried_with_the_same_params(stack: Stack)
     complete(stack, study_id, first.number, state="failed", reason="oom: CUDA out of memory")
     retry = ask(stack, study_id)
     assert (retry.params, retry.attempt) == (first.params, 2)
-    retried = trials.get_trial(stack.db, study_id, retry.number).record
+    retried = trials.get_trial(stack.db, stack.sampling, study_id, retry.number).record
     assert retried.retry_of == first.number
     complete(stack, study_id, retry.number, state="failed", reason="oom")
     # max_retries is 1: the third attempt is not made, the failure counts.

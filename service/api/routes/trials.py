@@ -64,7 +64,9 @@ def list_trials(
 ) -> TrialPage:
     """Trials in number order, a page at a time."""
     views, last = trials.list_trials(
-        hub.db, study_id, state=state, limit=limit, after_number=cursor_after(cursor), project=who.project
+        hub.db,
+        hub.sampling,
+        study_id, state=state, limit=limit, after_number=cursor_after(cursor), project=who.project
     )
     return TrialPage(items=[trial_out(v) for v in views], next_cursor=encode_cursor(last))
 
@@ -74,13 +76,13 @@ def get_trial(
     study_id: StudyId, number: TrialNumber, hub: Hub = Depends(get_hub), who: Principal = Depends(can_read)
 ) -> TrialOut:
     """One trial: params, state, value, reason, learning curve, attrs."""
-    return trial_out(trials.get_trial(hub.db, study_id, number, project=who.project))
+    return trial_out(trials.get_trial(hub.db, hub.sampling, study_id, number, project=who.project))
 
 
 @router.get("/best", response_model=TrialOut, responses={404: error("No such study, or none complete yet.")})
 def best(study_id: StudyId, hub: Hub = Depends(get_hub), who: Principal = Depends(can_read)) -> TrialOut:
     """The best complete trial."""
-    return trial_out(trials.best_trial(hub.db, study_id, project=who.project))
+    return trial_out(trials.best_trial(hub.db, hub.sampling, study_id, project=who.project))
 
 
 @router.post("/trials/{number}/reports", response_model=ReportOut, responses=_LEASE_LOST)
