@@ -457,7 +457,8 @@ def storage_best(storage: BaseStorage, study_id: int) -> TrialView | None:
     cost-aware studies rank by their metric), the lowest number among equals; None until one completes."""
     try:
         direction = _optuna(lambda: storage.get_study_directions(study_id))[0]
-        done = _optuna(lambda: storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,)))
+        complete = (TrialState.COMPLETE,)
+        done = _optuna(lambda: storage.get_all_trials(study_id, deepcopy=False, states=complete))
     except OptunaRecordNotFound:
         raise StudyNotFound(study_id) from None
     sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0

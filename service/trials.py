@@ -465,7 +465,8 @@ def list_trials(
     if not is_storage_study(study):
         return views, last
     after = -1 if after_number is None else after_number
-    following = [view for view in storage_trials(sampling.storage, study_id, state) if view.record.number > after]
+    shown = storage_trials(sampling.storage, study_id, state)
+    following = [view for view in shown if view.record.number > after]
     page = following[:limit]
     return page, page[-1].record.number if len(following) > limit else None
 
@@ -475,16 +476,15 @@ def get_trial(
 ) -> TrialView:
     """One trial with its learning curve."""
 
-    def work(session: Session) -> tuple[StudyRecord, TrialView | None]:
-        study = require_study(session, study_id, project)
-        if is_storage_study(study):
-            return study, None
+    def work(session: Session) -> TrialView | None:
+        if is_storage_study(require_study(session, study_id, project)):
+            return None  # read from Optuna's rows below
         trial = TrialRepository(session).get(study_id, number)
         if trial is None:
             raise TrialNotFound(study_id, number)
-        return study, trial_views(session, [trial])[0]
+        return trial_views(session, [trial])[0]
 
-    study, view = db.run(work, write=False)
+    view = db.run(work, write=False)
     return storage_trial(sampling.storage, study_id, number) if view is None else view
 
 

@@ -33,7 +33,8 @@ def objective(trial: optuna.Trial) -> float:
 
 
 def make_study(storage: HpsStorage, client: httpx.Client, name: str) -> tuple[optuna.Study, int]:
-    study = optuna.create_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler(seed=3))
+    sampler = optuna.samplers.RandomSampler(seed=3)
+    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler)
     study.optimize(objective, n_trials=6, catch=(ValueError,))
     listed = client.get("/v1/studies", params={"name": name}).json()["items"]
     return study, int(listed[0]["id"])

@@ -66,7 +66,11 @@ def list_trials(
     views, last = trials.list_trials(
         hub.db,
         hub.sampling,
-        study_id, state=state, limit=limit, after_number=cursor_after(cursor), project=who.project
+        study_id,
+        state=state,
+        limit=limit,
+        after_number=cursor_after(cursor),
+        project=who.project,
     )
     return TrialPage(items=[trial_out(v) for v in views], next_cursor=encode_cursor(last))
 
