@@ -14,7 +14,7 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, Strict, field_validator
+from pydantic import BeforeValidator, Field, Strict, field_validator
 
 from hps.wire.base import Out
 from hps.wire.rules import Frozen
@@ -23,6 +23,15 @@ NonFinite = Literal["inf", "-inf", "nan"]
 # Strict: a JSON number (or one of the names), never a numeric string.
 Number = Annotated[float, Strict()]
 Real = Number | NonFinite
+
+
+def _whole(value: Any) -> Any:
+    # JSON Schema's "integer" includes 87.0, so a client may send one; true and "87" stay refused.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# A JSON integer, or a float with no fraction; never a bool (true is not 1) or a numeric string.
+Whole = Annotated[int, BeforeValidator(_whole), Strict()]
 # An objective's value: never NaN (Optuna's tell refuses it, and its value column cannot hold one).
 ObjectiveValue = Number | Literal["inf", "-inf"]
 TrialStateName = Literal["RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING"]
@@ -83,7 +92,12 @@ def _check_json(text: str) -> str:
 class NewStudy(Frozen):
     """``create_new_study``: a study in the token's project, sampled by its client."""
 
-    study_name: str = Field(max_length=MAX_STUDY_NAME, description="Unique within the project.")
+    study_name: str = Field(
+        max_length=MAX_STUDY_NAME,
+        description="Unique within the project; no '/'.",
+        # The rule in the schema too, so clients know it; the validator below says why when it is broken.
+        json_schema_extra={"pattern": "^[^/]*$"},
+    )
     directions: list[DirectionName] = Field(min_length=1, max_length=MAX_OBJECTIVES)
 
     @field_validator("study_name")
@@ -130,7 +144,7 @@ class StateIn(Frozen):
 class IntermediateIn(Frozen):
     """``set_trial_intermediate_value``."""
 
-    step: int = Field(ge=0, le=MAX_STEP, strict=True)  # strict: true is not step 1
+    step: Whole = Field(ge=0, le=MAX_STEP)
     value: Real
 
 
@@ -138,7 +152,7 @@ class HeartbeatIn(Frozen):
     """A heartbeat: the client's ``grace_period`` travels with it, since the reaper fails a trial whose
     heartbeat is older than that."""
 
-    grace_period_s: int = Field(ge=1, le=7 * 24 * 3600, strict=True)
+    grace_period_s: Whole = Field(ge=1, le=7 * 24 * 3600)
 
 
 class TrialIn(Frozen):

@@ -133,3 +133,28 @@ def test_bad_input_is_a_4xx(
     with optuna_server.client(token) as client:
         study_id = client.get("/v1/studies", params={"name": "bad-input"}).json()["items"][0]["id"]
         assert client.get(f"/v1/studies/{study_id}{path}").status_code in (404, 422)
+
+
+def test_the_storage_protocol_takes_what_its_schema_allows(
+    optuna_server: RunningServer, project_storage: tuple[str, str, HpsStorage]
+) -> None:
+    """Found by the fuzzer: JSON Schema's integer includes 60.0, and a study name's "no /" rule is in the
+    schema; a bool or a numeric string is still no integer."""
+    _, token, storage = project_storage
+    trial = optuna.create_study(study_name="schema", storage=storage).ask()
+    with optuna_server.client(token) as client:
+        base = f"/v1/optuna/trials/{trial._trial_id}"
+        assert client.post(f"{base}/heartbeat", json={"grace_period_s": 60.0}).status_code == 204
+        assert client.post(f"{base}/intermediate-values", json={"step": 2.0, "value": 1.5}).status_code == 204
+        for bad in (True, "60", 60.5):
+            refused = client.post(f"{base}/heartbeat", json={"grace_period_s": bad})
+            assert refused.status_code == 422 and refused.json()["field"] == "grace_period_s", bad
+            refused = client.post(f"{base}/intermediate-values", json={"step": bad, "value": 1.0})
+            assert refused.status_code == 422 and refused.json()["field"] == "step", bad
+        slash = client.post("/v1/optuna/studies", json={"study_name": "a/b", "directions": ["MINIMIZE"]})
+        assert slash.status_code == 422 and "'/'" in slash.json()["detail"]
+        schema = client.get("/openapi.json").json()["components"]["schemas"]["NewStudy"]
+        assert schema["properties"]["study_name"]["pattern"] == "^[^/]*$"
+    # Another storage object (the program's own holds its running trial's copy) reads what was written.
+    fresh = HpsStorage(optuna_server.base_url, token=token)
+    assert fresh.get_trial(trial._trial_id).intermediate_values == {2: 1.5}
