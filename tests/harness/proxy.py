@@ -56,6 +56,9 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            # The timeout was for connecting only: a pump's recv must wait as long as the database is
+            # silent (a slow migration on a loaded machine), not drop the connection after 5 s.
+            upstream.settimeout(None)
             with self._lock:
                 self._sockets += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):

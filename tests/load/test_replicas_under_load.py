@@ -29,7 +29,8 @@ def bench_load() -> ModuleType:
 def test_three_replicas_hold_load_together(tmp_path: Path) -> None:
     load = bench_load()
     outcome = load.run(
-        load.Load(replicas=3, clients=12, workers=2, duration_s=10.0, external_budget=8), tmp_path
+        load.Load(replicas=3, clients=12, workers=2, duration_s=10.0, external_budget=8, min_exhausted=2),
+        tmp_path,
     )
     load.print_outcome(outcome)
     assert outcome.problems == []

@@ -264,14 +264,14 @@ def test_every_pruner_answers(stack: Stack, pruner: dict[str, Any]) -> None:
 
 
 def test_a_presets_starts_run_first_then_sampling_takes_over(stack: Stack) -> None:
-    study_id = create(stack, search_space={"preset": "optimizers"}, budget={"n_trials": 6})
+    study_id = create(stack, search_space={"preset": "optimizers"}, budget={"n_trials": 7})
     view = studies.get_study(stack.db, study_id)
-    assert view.progress.queued == 4 and view.remaining == 2
-    first = [ask(stack, study_id).params for _ in range(4)]
-    assert [p["optimizer"] for p in first] == ["adamw", "adam", "sgd", "adagrad"]
+    assert view.progress.queued == 5 and view.remaining == 2
+    first = [ask(stack, study_id).params for _ in range(5)]
+    assert [p["optimizer"] for p in first] == ["adamw", "adam", "sgd", "adagrad", "lbfgs"]
     assert first[0]["lr"] == 1e-3 and first[0]["beta2"] == 0.999
     sampled = ask(stack, study_id)
-    assert sampled.number == 4 and sampled.attempt == 1
+    assert sampled.number == 5 and sampled.attempt == 1
     loaded = optuna.load_study(study_name="study", storage=stack.url)
     assert loaded.trials[0].params["optimizer"] == "adamw"
     assert loaded.trials[0].system_attrs["fixed_params"]["lr"] == 1e-3
