@@ -118,7 +118,8 @@ def _bearer(token: str) -> dict[str, str]:
 def _assert_no_token_material(log: str, tokens: list[str]) -> None:
     """The audit: no secret, no stored hash of one, and no SQL parameters at all in the server's log."""
     for token in tokens:
-        secret = token.rsplit("_", 1)[-1]
+        # hps_<12-hex id>_<secret>: the secret is URL-safe base64 and may itself hold "_".
+        secret = token.split("_", 2)[2]
         for material in (token, secret, hashlib.sha256(token.encode()).hexdigest()):
             assert material not in log, f"token material in the server log: {material[:12]}..."
     assert "[parameters:" not in log
