@@ -55,6 +55,7 @@ from hps.catalog.builtins import CAUSAL_LM
 from hps.catalog.tasks import DatasetEntry, ModelEntry
 from hps.workers.tasks.base import Split
 from hps.workers.tasks.cache import exclusive
+from hps.workers.tasks.files import json_lines
 from hps.workers.tasks.options import fraction_option, int_option, str_option
 from hps.workers.tasks.text import check_model_directory
 
@@ -333,15 +334,7 @@ def read_texts(path: Path, text_column: str, val_fraction: float) -> Texts:
 def _read_jsonl(path: Path, text_column: str) -> tuple[list[str], list[Split] | None]:
     texts: list[str] = []
     splits: list[Any] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"dataset {path}: line {number} is not JSON: {error}") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"dataset {path}: line {number} is not a JSON object")
+    for number, record in json_lines(path):
         text = record.get(text_column)
         if not isinstance(text, str):
             raise ValueError(f"dataset {path}: line {number} has no string {text_column!r}: {record!r:.200}")

@@ -8,7 +8,9 @@ while a worker is reading it, nor against hard links (which look like ordinary f
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 
 class UnsafePath(ValueError):
@@ -67,3 +69,20 @@ def _files_in_tree(root: Path, folder: Path) -> list[Path]:
         elif entry.is_file():
             files.append(entry)
     return files
+
+
+def json_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """The JSON objects of a JSONL file with their line numbers (for messages); blank lines are skipped,
+    and a line that is not a JSON object is a ``ValueError`` naming it."""
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"dataset {path}: line {number} is not JSON: {error}") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"dataset {path}: line {number} is not a JSON object")
+        records.append((number, record))
+    return records

@@ -33,7 +33,7 @@ from torch import nn
 from hps.catalog.tasks import DatasetEntry, ModelEntry
 from hps.workers.tasks.base import Split
 from hps.workers.tasks.classification import classification_metrics
-from hps.workers.tasks.files import files_under, inside
+from hps.workers.tasks.files import files_under, inside, json_lines
 from hps.workers.tasks.options import fraction_option, int_option, str_option
 
 DEFAULT_MAX_LENGTH = 64
@@ -286,18 +286,7 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
         with path.open(newline="", encoding="utf-8-sig") as file:
             return [dict(row) for row in csv.DictReader(file)]
     if suffix == ".jsonl":
-        records = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"dataset {path}: line {number} is not JSON: {error}") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"dataset {path}: line {number} is not a JSON object")
-            records.append(record)
-        return records
+        return [record for _, record in json_lines(path)]
     raise ValueError(f"dataset {path}: expected a .csv or .jsonl file")
 
 
